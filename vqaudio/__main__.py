@@ -1,0 +1,3 @@
+from vqaudio.cli import main
+
+main()

@@ -1,0 +1,106 @@
+"""Audio I/O in one place: load, save, resample, downmix, and mu-law companding.
+
+Every audio file vqaudio reads goes through `load_audio`; every one it writes through
+`save_audio` (atomically). No torchaudio: its wheels do not load against CPU-only torch,
+and what it would give here is a few lines of numpy/torch/librosa.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from vqaudio.errors import AudioError
+from vqaudio.fileio import atomic_path
+
+DEFAULT_SAMPLE_RATE = 16000
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, min_samples: int = 1) -> np.ndarray:
+    """Read any file soundfile can read as mono float32 at `sample_rate`.
+
+    Integer and float formats, any channel count (averaged to mono) and any sample
+    rate (resampled with librosa's soxr_hq) are accepted.
+
+    Returns:
+        float32 array of shape [T] (samples), nominally in [-1, 1].
+
+    Raises:
+        AudioError: the file is missing, not audio, empty, shorter than `min_samples`
+            after resampling, or holds NaN/inf samples. The message names the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        raise AudioError(f"{p}: not a readable audio file ({_first_line(e)})") from None
+    if data.size == 0:
+        raise AudioError(f"{p}: audio file is empty")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{p}: audio holds NaN or infinite samples")
+    wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    wav = resample(wav, sr, sample_rate)
+    if len(wav) < min_samples:
+        raise AudioError(
+            f"{p}: too short ({len(wav)} samples at {sample_rate} Hz; at least {min_samples} needed)"
+        )
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample a [T] float array from `orig_sr` to `target_sr` Hz (no-op when equal)."""
+    if orig_sr == target_sr:
+        return wav
+    import librosa
+
+    return librosa.resample(wav, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
+
+
+def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_rate: int = DEFAULT_SAMPLE_RATE,
+               subtype: str | None = None) -> None:
+    """Write a mono [T] float waveform atomically; the format follows the extension.
+
+    Samples are clipped to [-1, 1]. WAV files default to 16-bit PCM.
+    """
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().float().numpy()
+    wav = np.clip(np.asarray(wav, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    p = Path(path)
+    fmt = p.suffix.lstrip(".").upper() or "WAV"
+    if subtype is None and fmt == "WAV":
+        subtype = "PCM_16"
+    with atomic_path(p) as tmp:
+        sf.write(str(tmp), wav, sample_rate, format=fmt, subtype=subtype)
+
+
+def mu_law_encode(x: torch.Tensor | np.ndarray, classes: int = 256) -> torch.Tensor:
+    """Mu-law compand samples in [-1, 1] and quantise to integers in [0, classes).
+
+    F(x) = sign(x) ln(1 + mu |x|) / ln(1 + mu), mu = classes - 1 (WaveNet, van den Oord 2016).
+    """
+    x = torch.as_tensor(x, dtype=torch.float32).clamp(-1.0, 1.0)
+    mu = classes - 1
+    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
+    return ((y + 1) / 2 * mu + 0.5).floor().long().clamp(0, mu)
+
+
+def mu_law_decode(q: torch.Tensor | np.ndarray, classes: int = 256) -> torch.Tensor:
+    """Invert `mu_law_encode`: integers in [0, classes) to float samples in [-1, 1]."""
+    q = torch.as_tensor(q)
+    mu = classes - 1
+    y = q.float() / mu * 2 - 1
+    return torch.sign(y) * ((1 + mu) ** y.abs() - 1) / mu
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

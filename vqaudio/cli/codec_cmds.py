@@ -1,0 +1,1 @@
+"""codec_cmds commands."""

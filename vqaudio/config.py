@@ -1,0 +1,256 @@
+"""Typed configuration: nested dataclasses, loaded from YAML, with type-checked `--set` overrides.
+
+A config file holds any subset of the fields of `Config`; unknown keys are refused.
+Presets ship inside the package (`vqaudio/configs/*.yaml`) and are named without a path:
+`--config mini` reads `vqaudio/configs/mini.yaml`. A preset may start with
+`base: other_preset` to overlay itself on another preset (as DAC's config variants do).
+
+    cfg = load_config("mini", ["train.lr=1e-3", "model.vq.codebook_size=256"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vqaudio.errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class EncoderConfig:
+    """Dilated-convolution encoder on the raw waveform (VQ-VAE paper, section 4.3)."""
+
+    channels: int = 128  # hidden width of the strided and residual convolutions
+    strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2, 2, 2])  # product = hop (64)
+    kernel_size: int = 4  # window of each strided convolution
+    dilations: list[int] = field(default_factory=lambda: [1, 3])  # residual block dilations per stage
+    residual_kernel_size: int = 3
+
+
+@dataclass
+class VQConfig:
+    """Vector-quantisation bottleneck (paper eq. 3), with the options users expect."""
+
+    codebook_size: int = 512  # K
+    dim: int = 64  # D: the encoder's output and each code's dimension
+    beta: float = 0.25  # commitment weight
+    ema: bool = True  # EMA codebook updates instead of the codebook loss term
+    ema_decay: float = 0.99
+    kmeans_init: bool = True  # initialise the codebook by k-means on the first batch
+    dead_code_steps: int = 25  # re-seed codes unused for this many steps (0 = off)
+    usage_window: int = 100  # steps over which perplexity / codes-in-use are reported
+    jitter: float = 0.0  # time-jitter probability (Chorowski et al. 2019); 0 = off
+
+
+@dataclass
+class WaveNetConfig:
+    """One WaveNet for the decoder (mu-law samples) and the latent prior (codes)."""
+
+    classes: int = 256  # softmax size: 256 mu-law levels for the decoder, K for the prior
+    layers: int = 16  # total dilated layers
+    stacks: int = 2  # dilation cycles: dilation of layer i is 2 ** (i % (layers // stacks))
+    kernel_size: int = 2
+    residual_channels: int = 64
+    gate_channels: int = 128  # pre-gate width; the gated output has gate_channels // 2
+    skip_channels: int = 128
+    cond_channels: int = 128  # width of the local-conditioning network (0 = no local cond)
+    speaker_dim: int = 64  # speaker embedding size (0 = no global conditioning)
+
+
+@dataclass
+class ModelConfig:
+    sample_rate: int = 16000
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    vq: VQConfig = field(default_factory=VQConfig)
+    decoder: WaveNetConfig = field(default_factory=WaveNetConfig)
+
+
+@dataclass
+class PriorConfig:
+    """Latent WaveNet prior over code sequences (paper section 4.3)."""
+
+    wavenet: WaveNetConfig = field(
+        default_factory=lambda: WaveNetConfig(classes=512, layers=20, stacks=2, cond_channels=0)
+    )
+    speaker_conditioned: bool = True
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 8
+    segment_samples: int = 8192  # training window in samples (a multiple of the hop)
+    lr: float = 4e-4
+    lr_min: float = 1e-5
+    warmup_steps: int = 200
+    max_steps: int = 20000
+    max_minutes: float = 0.0  # stop after this much wall time (0 = no limit)
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    valid_every: int = 500
+    valid_batches: int = 8
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    seed: int = 0
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    prior_train: TrainConfig = field(default_factory=lambda: TrainConfig(segment_samples=0, batch_size=16))
+
+
+def hop_length(model: ModelConfig) -> int:
+    """Samples per code: the product of the encoder strides (64 in the paper)."""
+    hop = 1
+    for s in model.encoder.strides:
+        hop *= s
+    return hop
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(source: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Build a `Config` from a preset name or YAML path, then apply `key=value` overrides."""
+    data = _read_layered(source) if source is not None else {}
+    cfg = from_dict(Config, data, "")
+    for item in overrides or []:
+        apply_override(cfg, item)
+    return cfg
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _resolve(source: str | Path) -> Path:
+    p = Path(source)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise ConfigError(f"{p}: config file not found")
+        return p
+    preset = PRESET_DIR / f"{source}.yaml"
+    if not preset.exists():
+        raise ConfigError(f"unknown config '{source}': not a file, and not a preset ({', '.join(preset_names())})")
+    return preset
+
+
+def _read_layered(source: str | Path, depth: int = 0) -> dict:
+    if depth > 8:
+        raise ConfigError(f"{source}: 'base:' chain too deep (a cycle?)")
+    path = _resolve(source)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping at the top level")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_ref = base if (PRESET_DIR / f"{base}.yaml").exists() else path.parent / str(base)
+    return _merge(_read_layered(base_ref, depth + 1), data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def from_dict(cls: type, data: dict, where: str) -> Any:
+    """Build dataclass `cls` from a mapping, refusing unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(sorted(where + k for k in unknown))}; "
+                          f"known under '{where or '.'}': {', '.join(sorted(names))}")
+    obj = cls()
+    for k, v in data.items():
+        setattr(obj, k, _coerce(hints[k], v, where + k))
+    return obj
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where + ".")
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _coerce(args[0], value, where)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def apply_override(cfg: Config, item: str) -> None:
+    """Apply one `dotted.key=value` override in place; the value is parsed as YAML, then type-checked."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=1e-3")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    obj: Any = cfg
+    for depth, name in enumerate(parts):
+        if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+            known = ", ".join(f.name for f in dataclasses.fields(obj)) if dataclasses.is_dataclass(obj) else "-"
+            raise ConfigError(f"--set {key}: unknown key '{'.'.join(parts[:depth + 1])}' (known: {known})")
+        if depth < len(parts) - 1:
+            obj = getattr(obj, name)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    field_type = typing.get_type_hints(type(obj))[parts[-1]]
+    if field_type is str:
+        value = raw
+    setattr(obj, parts[-1], _coerce(field_type, value, key))
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict (JSON/YAML-safe) of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

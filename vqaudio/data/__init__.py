@@ -1,0 +1,1 @@
+"""Corpora and Kaldi-style data directories."""
