@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# VQ-VAE on VCTK (or, by default, on vqaudio's embedded eSpeak NG corpus), from raw corpus to results.
+#
+#   bash run.sh                          # the documented mini run on the embedded corpus (~2 h, 2 CPU cores)
+#   bash run.sh --quick true             # every stage on a tiny corpus with a few steps (minutes)
+#   bash run.sh --vctk-root /data/VCTK-Corpus-0.92 --conf conf/paper.yaml   # real VCTK
+#   bash run.sh --stage 4 --stop-stage 4 # one stage
+#
+# Stages (each leaves a marker in $exp_root/.done/; re-running resumes at the first stage without one):
+#   0 corpus      VCTK from --vctk-root, or downloaded with --download true, else the embedded corpus
+#   1 data        Kaldi data dirs data/{train,dev,test,test_unseen}; phone alignments (corpus TextGrids,
+#                 --alignments DIR from MFA, or PocketSphinx forced alignment)
+#   2 train       VQ-VAE training ($train_cmd from cmd.sh: local, torchrun, or Slurm)
+#   3 prior       code extraction and latent WaveNet prior training
+#   4 probe       phoneme probe (the paper's code -> phone mapping, frame accuracy vs chance)
+#   5 convert     conversion of test utterances to the target speakers (WAVs to listen to)
+#   6 evaluate    codec, voice-conversion and ABX evaluation; the results table
+set -euo pipefail
+
+# ---- defaults (every one can be set as --name value) ----
+stage=0
+stop_stage=100
+quick=false             # true: tiny corpus, the `quick` config, a few steps per stage
+vctk_root=""            # an unpacked VCTK 0.92 (wav48_silence_trimmed/, txt/, speaker-info.txt)
+download=false          # true: download VCTK 0.92 (~11 GB) into $corpus_dir, checksum verified
+alignments=""           # TextGrids made elsewhere (MFA output for VCTK); default: corpus's own or PocketSphinx
+corpus_dir=corpus/embedded
+num_speakers=12         # embedded corpus size
+num_utts=80             # utterances per speaker (embedded corpus)
+seed=0
+conf=conf/mini.yaml     # VQ-VAE and prior config (a preset name like `mini` works too)
+train_set=""            # options passed to training, e.g. "train.max_minutes=30 model.vq.codebook_size=256"
+prior_set=""            # the same for the prior
+targets="p225 p226 p227"  # target speakers for conversion and evaluation (must be training speakers)
+num_convert=4           # test utterances converted to each target in stage 5
+max_eval_utts=24        # test utterances scored in stage 6
+tag=""                  # experiment name suffix
+help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
+  --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
+  --num-convert --max-eval-utts --tag (see the defaults at the top of $0)"
+
+cd "$(dirname "$0")"
+. ./path.sh
+. ./cmd.sh
+. utils/lib.sh
+. utils/parse_options.sh
+
+if [ $# -ne 0 ]; then
+  echo "$0: unexpected argument(s): $*" 1>&2; echo "$help_message" 1>&2; exit 1
+fi
+if [ "$quick" = true ]; then
+  conf=conf/quick.yaml; num_speakers=4; num_utts=14; num_convert=1; max_eval_utts=4
+  corpus_dir=corpus/quick
+fi
+if [ -n "$vctk_root" ]; then corpus_dir=$vctk_root; fi
+data=data/$(basename "$corpus_dir")
+exp_root=exp/$(basename "$corpus_dir")_$(basename "${conf%.yaml}")${tag:+_$tag}
+vqvae_dir=$exp_root/vqvae
+prior_dir=$exp_root/prior
+model=$vqvae_dir/model.pt
+prior=$prior_dir/prior.pt
+mkdir -p "$exp_root"
+log "corpus $corpus_dir, data $data, experiment $exp_root"
+
+corpus() {
+  if [ -n "$vctk_root" ]; then
+    local/check_vctk.sh "$vctk_root"
+  elif [ "$download" = true ]; then
+    local/download_vctk.sh "$corpus_dir"
+  else
+    $cmd data synth "$corpus_dir" --speakers "$num_speakers" --utterances "$num_utts" --seed "$seed"
+  fi
+}
+
+data_prep() {
+  $cmd data prepare "$corpus_dir" "$data" --seed "$seed" ${alignments:+--alignments "$alignments"}
+  local split
+  for split in train dev test test_unseen; do
+    if [ -d "$data/$split" ] && [ ! -s "$data/$split/phone_ali" ]; then
+      log "no phone alignments for $data/$split: forced alignment with PocketSphinx"
+      $cmd data align "$data/$split"
+    fi
+  done
+}
+
+train() {
+  # shellcheck disable=SC2086
+  $train_cmd train "$data" "$vqvae_dir" --config "$conf" $(for s in $train_set; do echo --set "$s"; done)
+}
+
+prior_train() {
+  # shellcheck disable=SC2086
+  $train_cmd train-prior "$data" "$prior_dir" --model "$model" --config "$conf" \
+    $(for s in $prior_set; do echo --set "$s"; done)
+}
+
+probe() {
+  $cmd probe "$data" --model "$model" --split test --out "$exp_root/probe.json" --plot "$exp_root/probe_confusion.png"
+}
+
+convert() {
+  local spk wavs
+  wavs=$(head -n "$num_convert" "$data/test/wav.scp" | cut -d' ' -f2-)
+  for spk in $targets; do
+    # shellcheck disable=SC2086
+    $cmd convert $wavs --out-dir "$exp_root/converted/$spk" --target-speaker "$spk" --model "$model" --seed "$seed"
+  done
+}
+
+evaluate() {
+  $cmd evaluate "$data" --model "$model" --prior "$prior" --out "$exp_root/eval" \
+    --targets "$(echo $targets | tr ' ' ',')" --max-utts "$max_eval_utts" --probe "$exp_root/probe.json"
+  cp "$exp_root/eval/results.md" "$exp_root/RESULTS.md"
+  log "results: $exp_root/RESULTS.md"
+  cat "$exp_root/RESULTS.md"
+}
+
+run_stage 0 corpus corpus
+run_stage 1 data data_prep
+run_stage 2 train train
+run_stage 3 prior prior_train
+run_stage 4 probe probe
+run_stage 5 convert convert
+run_stage 6 evaluate evaluate
+log "all stages done; results in $exp_root/RESULTS.md"

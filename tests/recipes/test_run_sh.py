@@ -1,0 +1,100 @@
+"""The recipe's control flow: option parsing, stage markers, resuming an interrupted run.
+
+The `vqaudio` command is replaced by a stand-in on PATH that logs its arguments, creates what
+later stages read, and fails on request, so these tests check run.sh itself in a second; the
+real end-to-end `run.sh --quick true` runs in .ci/run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+FAKE_VQAUDIO = r"""#!/usr/bin/env bash
+echo "$*" >> "$CALLS"
+if [ -n "${FAIL_ON:-}" ] && [[ "$*" == *"$FAIL_ON"* ]]; then echo "fake failure" >&2; exit 3; fi
+case "$1 ${2:-}" in
+  "data prepare") for s in train dev test test_unseen; do mkdir -p "$4/$s"; echo "sil" > "$4/$s/phone_ali";
+                  echo "p225_001 /x/p225_001.flac" > "$4/$s/wav.scp"; done ;;
+esac
+if [ "$1" = evaluate ]; then
+  out=$(echo "$*" | sed -n 's/.*--out \([^ ]*\).*/\1/p'); mkdir -p "$out"; echo "| probe | 1 |" > "$out/results.md"
+fi
+exit 0
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> tuple[Path, dict]:
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    shutil.copytree(REPO / "egs", tmp_path / "egs", symlinks=True)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "vqaudio"
+    fake.write_text(FAKE_VQAUDIO)
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls.log"),
+               VIRTUAL_ENV="stand-in")
+    return tmp_path / "egs" / "vctk" / "run.sh", env
+
+
+def run(script: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def calls(env: dict) -> list[str]:
+    path = Path(env["CALLS"])
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_unknown_option_is_refused(recipe):
+    script, env = recipe
+    result = run(script, env, "--no-such-option", "1")
+    assert result.returncode != 0
+    assert "invalid option --no-such-option" in result.stderr
+    assert calls(env) == []
+
+
+def test_bad_boolean_and_stray_argument_are_refused(recipe):
+    script, env = recipe
+    assert run(script, env, "--quick", "maybe").returncode != 0
+    assert run(script, env, "stray").returncode != 0
+    assert calls(env) == []
+
+
+def test_all_stages_run_in_order(recipe):
+    script, env = recipe
+    result = run(script, env, "--quick", "true")
+    assert result.returncode == 0, result.stderr
+    commands = [" ".join(c.split()[:2]) for c in calls(env)]
+    firsts = [c.split()[0] if not c.startswith("data") else c for c in commands]
+    assert firsts[:4] == ["data synth", "data prepare", "train", "train-prior"]
+    assert firsts[4:6] == ["probe", "convert"] and firsts[-1] == "evaluate"
+    assert (script.parent / "exp" / "quick_quick" / "RESULTS.md").exists()
+
+
+def test_interrupted_run_resumes_at_the_stage_it_stopped_in(recipe):
+    script, env = recipe
+    failed = run(script, dict(env, FAIL_ON="train-prior"), "--quick", "true")
+    assert failed.returncode != 0
+    first_calls = calls(env)
+    assert first_calls[-1].startswith("train-prior")
+    resumed = run(script, env, "--quick", "true")
+    assert resumed.returncode == 0, resumed.stderr
+    second_calls = calls(env)[len(first_calls):]
+    assert second_calls[0].startswith("train-prior"), second_calls
+    assert not any(c.startswith(("data", "train ")) for c in second_calls)
+    assert "done before" in resumed.stderr
+
+
+def test_stage_range(recipe):
+    script, env = recipe
+    result = run(script, env, "--quick", "true", "--stage", "0", "--stop-stage", "1")
+    assert result.returncode == 0, result.stderr
+    assert [c.split()[1] for c in calls(env)] == ["synth", "prepare"]
