@@ -33,6 +33,7 @@ class EncoderConfig:
     kernel_size: int = 4  # window of each strided convolution
     dilations: list[int] = field(default_factory=lambda: [1, 3])  # residual block dilations per stage
     residual_kernel_size: int = 3
+    residual_channels: int = 32  # bottleneck width inside each residual block (0 = channels)
 
 
 @dataclass
@@ -45,6 +46,8 @@ class VQConfig:
     ema: bool = True  # EMA codebook updates instead of the codebook loss term
     ema_decay: float = 0.99
     kmeans_init: bool = True  # initialise the codebook by k-means on the first batch
+    kmeans_iters: int = 10  # Lloyd iterations of the k-means init
+    kmeans_seeding: str = "kmeans++"  # k-means seeding: "kmeans++" or "random" (sample batch vectors)
     dead_code_steps: int = 25  # re-seed codes unused for this many steps (0 = off)
     usage_window: int = 100  # steps over which perplexity / codes-in-use are reported
     jitter: float = 0.0  # time-jitter probability (Chorowski et al. 2019); 0 = off
