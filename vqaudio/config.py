@@ -84,6 +84,8 @@ class PriorConfig:
         default_factory=lambda: WaveNetConfig(classes=512, layers=20, stacks=2, cond_channels=0)
     )
     speaker_conditioned: bool = True
+    speaker_dropout: float = 0.1  # fraction of training windows shown as "unknown speaker" (coding without one)
+    segment_codes: int = 256  # training window in codes (prior_train.segment_samples is not used)
 
 
 @dataclass
