@@ -1,0 +1,53 @@
+"""Encoder: exact code rate for the 64x and 640x settings, refusals, size of the default."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vqaudio.config import EncoderConfig
+from vqaudio.errors import ConfigError
+from vqaudio.models import Encoder, count_parameters
+
+
+def test_paper_setting_gives_64x_downsampling():
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(channels=16, residual_channels=8), dim=6)
+    assert enc.hop_length == 64
+    z = enc(torch.randn(2, 1, 4096))
+    assert z.shape == (2, 6, 64)  # 250 codes/s at 16 kHz
+
+
+def test_phoneme_setting_gives_640x_downsampling():
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(channels=8, residual_channels=4, strides=[2, 2, 2, 2, 2, 4, 5]), dim=3)
+    assert enc.hop_length == 640
+    assert enc(torch.randn(1, 1, 6400)).shape == (1, 3, 10)  # 25 codes/s at 16 kHz
+
+
+def test_each_code_is_local_in_time():
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(channels=8, residual_channels=4, strides=[2, 2], dilations=[1]), dim=3)
+    x = torch.randn(1, 1, 400)
+    x2 = x.clone()
+    x2[..., 390:] += 1.0
+    z, z2 = enc(x), enc(x2)
+    assert torch.equal(z[..., :80], z2[..., :80])  # finite receptive field
+    assert not torch.allclose(z[..., -1], z2[..., -1])
+
+
+def test_length_not_a_multiple_of_the_hop_is_refused():
+    enc = Encoder(EncoderConfig(channels=4, residual_channels=2, strides=[2, 2]), dim=2)
+    with pytest.raises(ValueError, match="multiple"):
+        enc(torch.randn(1, 1, 10))
+
+
+@pytest.mark.parametrize("bad", [dict(strides=[]), dict(strides=[2, 0]), dict(residual_kernel_size=4)])
+def test_bad_config_is_refused(bad):
+    with pytest.raises(ConfigError):
+        Encoder(EncoderConfig(**bad), dim=4)
+
+
+def test_default_encoder_is_about_half_a_million_parameters():
+    n = count_parameters(Encoder(EncoderConfig(), dim=64))
+    assert 300_000 < n < 800_000, n
