@@ -1,1 +1,32 @@
-"""data_cmds commands."""
+"""`vqaudio data ...` commands: thin wrappers over `vqaudio.data`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from vqaudio.cli import command, data_app
+
+
+@command(data_app, "synth")
+def synth(
+    out_dir: Path = typer.Argument(..., help="Folder to write the corpus into (created; must be empty)."),
+    speakers: int = typer.Option(8, "--speakers", help="Number of speakers, the first N of a fixed diverse order."),
+    utterances: int = typer.Option(40, "--utterances", help="Utterances per speaker."),
+    shared: int = typer.Option(5, "--shared", help="Sentences read by every speaker (utterances 001..K)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sentence generator."),
+    sample_rate: int = typer.Option(16000, "--sample-rate", help="Sample rate of the written audio in Hz."),
+    force: bool = typer.Option(False, "--force", help="Replace an embedded corpus already in OUT_DIR."),
+) -> None:
+    """Build the embedded multi-speaker English corpus (eSpeak NG voices, VCTK 0.92 layout, with alignments)."""
+    from vqaudio.data.synth import build_corpus
+    from vqaudio.progress import console
+
+    start = time.perf_counter()
+    summary = build_corpus(out_dir, speakers=speakers, utterances=utterances, seed=seed, shared=shared,
+                           sample_rate=sample_rate, force=force)
+    console.print(f"{out_dir}: {summary.speakers} speakers, {summary.utterances} utterances, "
+                  f"{summary.seconds / 60:.1f} min of audio in {time.perf_counter() - start:.1f} s",
+                  highlight=False)

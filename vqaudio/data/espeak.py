@@ -1,0 +1,270 @@
+"""A small ctypes binding of libespeak-ng (from the `espeakng-loader` wheel): audio plus phoneme events.
+
+eSpeak NG is driven in AUDIO_OUTPUT_SYNCHRONOUS mode with phoneme events enabled, so one call of
+`synthesize` returns the whole waveform and, for each phoneme, its eSpeak mnemonic and start sample.
+The library is process-global (one voice, one callback), so every call holds a module lock and the
+library is initialised once per process.
+
+    from vqaudio.data.espeak import synthesize
+    result = synthesize("the boy reads a book.", voice="en-us+f3", pitch=60, rate=170)
+    result.audio        # float32 [T] at result.sample_rate (22050 Hz)
+    result.phonemes     # [PhonemeEvent(sample=..., name="D"), ...]
+
+Struct layouts follow espeak-ng/speak_lib.h (API revision 12) on x86-64.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from vqaudio.errors import VQAudioError
+
+# speak_lib.h: espeak_AUDIO_OUTPUT, espeak_EVENT_TYPE, espeak_PARAMETER, option and flag bits.
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+INITIALIZE_PHONEME_EVENTS = 0x0001
+INITIALIZE_DONT_EXIT = 0x8000
+EVENT_LIST_TERMINATED, EVENT_WORD, EVENT_SENTENCE, EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME = 0, 1, 2, 5, 6, 7
+PARAM_RATE, PARAM_VOLUME, PARAM_PITCH, PARAM_RANGE, PARAM_WORDGAP = 1, 2, 3, 4, 7
+POS_CHARACTER = 1
+CHARS_UTF8 = 1
+ENDPAUSE = 0x1000
+
+
+class EspeakError(VQAudioError):
+    """libespeak-ng could not be loaded, initialised, or given the requested voice."""
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT: 6 ints (24 bytes), user_data pointer at offset 24, 8-byte id union at 32; 40 bytes."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+assert ctypes.sizeof(_Event) == 40 and _Event.id.offset == 32
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+@dataclass(frozen=True)
+class PhonemeEvent:
+    """One eSpeak phoneme: its mnemonic (`aI`, `tS`, `_:` for a pause) and start in samples."""
+
+    sample: int
+    name: str
+    audio_ms: int = 0  # eSpeak's own millisecond position (audio_position)
+
+
+@dataclass(frozen=True)
+class WordEvent:
+    """Start of a word: character span [text_start, text_start + length) of the input (0-based) and its sample."""
+
+    sample: int
+    text_start: int
+    length: int
+
+
+@dataclass
+class Synthesis:
+    """Audio and events of one `synthesize` call."""
+
+    audio: np.ndarray  # float32 [T], full scale 1.0
+    sample_rate: int  # Hz (22050 for eSpeak NG)
+    phonemes: list[PhonemeEvent] = field(default_factory=list)
+    words: list[WordEvent] = field(default_factory=list)
+    end_sample: int = 0  # sample of the last espeakEVENT_END (end of the final clause)
+
+
+class _Engine:
+    """The loaded library, its sample rate, and the buffers the callback fills."""
+
+    def __init__(self) -> None:
+        try:
+            import espeakng_loader
+
+            lib = ctypes.CDLL(espeakng_loader.get_library_path())
+            data_path = espeakng_loader.get_data_path()
+        except (ImportError, OSError, RuntimeError) as e:
+            raise EspeakError(f"cannot load libespeak-ng from espeakng-loader ({e})") from None
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                     ctypes.c_uint, ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p]
+        lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_Synchronize.restype = ctypes.c_int
+        # eSpeak's path argument is the folder that *contains* espeak-ng-data.
+        parent = data_path.rsplit("/espeak-ng-data", 1)[0].encode()
+        rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, parent,
+                                     INITIALIZE_PHONEME_EVENTS | INITIALIZE_DONT_EXIT)
+        if rate <= 0:
+            raise EspeakError(f"espeak_Initialize failed with data at {data_path}")
+        self.lib, self.sample_rate = lib, rate
+        self.chunks: list[np.ndarray] = []
+        self.events: list[tuple[int, int, int, int, int, bytes]] = []
+        self.callback = _CALLBACK(self._on_audio)  # keep a reference: the library holds the pointer
+        lib.espeak_SetSynthCallback(self.callback)
+
+    def _on_audio(self, wav, count: int, events) -> int:
+        if count > 0 and wav:
+            self.chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+        i = 0
+        while events[i].type != EVENT_LIST_TERMINATED:
+            ev = events[i]
+            name = bytes(ev.id.string).split(b"\0", 1)[0] if ev.type == EVENT_PHONEME else b""
+            self.events.append((ev.type, ev.sample, ev.audio_position, ev.text_position, ev.length, name))
+            i += 1
+        return 0
+
+
+_lock = threading.Lock()
+_engine: _Engine | None = None
+_libc = ctypes.CDLL(None)
+
+
+def _get_engine() -> _Engine:
+    global _engine
+    if _engine is None:
+        _engine = _Engine()
+    return _engine
+
+
+def sample_rate() -> int:
+    """eSpeak NG's output rate in Hz (initialises the library if needed)."""
+    with _lock:
+        return _get_engine().sample_rate
+
+
+def synthesize(text: str, voice: str = "en-us", pitch: int = 50, pitch_range: int = 50, rate: int = 175,
+               word_gap: int = 0, volume: int = 100) -> Synthesis:
+    """Speak `text` with an eSpeak voice (`lang` or `lang+variant`, e.g. `en-gb-scotland+m3`).
+
+    Args:
+        pitch: base pitch 0..100 (50 = the voice's normal); pitch_range: 0 (monotone)..100 (50 = normal).
+        rate: words per minute, 80..450; word_gap: extra pause between words in units of 10 ms.
+        volume: 0..200, 100 = eSpeak's normal (which clips some voices' loudest vowels).
+
+    Returns a `Synthesis` with float32 audio and phoneme / word events in samples.
+    Deterministic: the C library's rand(), used for noise in some voices, is reseeded on every call.
+    """
+    _check_variant(voice)
+    with _lock:
+        eng = _get_engine()
+        if eng.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise EspeakError(f"eSpeak NG has no voice '{voice}'")
+        for param, value in ((PARAM_PITCH, pitch), (PARAM_RANGE, pitch_range), (PARAM_RATE, rate),
+                             (PARAM_WORDGAP, word_gap), (PARAM_VOLUME, volume)):
+            eng.lib.espeak_SetParameter(param, int(value), 0)
+        eng.chunks, eng.events = [], []
+        _libc.srand(0)
+        data = text.encode("utf-8") + b"\0"
+        buf = ctypes.create_string_buffer(data, len(data))
+        err = eng.lib.espeak_Synth(buf, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+        if err != 0:
+            raise EspeakError(f"espeak_Synth failed (error {err}) for {text[:40]!r}")
+        eng.lib.espeak_Synchronize()
+        chunks, events = eng.chunks, eng.events
+        eng.chunks, eng.events = [], []
+        sr = eng.sample_rate
+    audio = (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)).astype(np.float32) / 32768.0
+    return _collect(audio, sr, events, text)
+
+
+@lru_cache(maxsize=1)
+def variants() -> list[str]:
+    """Voice variants shipped in espeak-ng-data/voices/!v (`m1`..`m8`, `f1`..`f5`, `klatt`..., named ones)."""
+    import espeakng_loader
+
+    folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def _check_variant(voice: str) -> None:
+    """eSpeak silently ignores an unknown `+variant`; refuse it instead."""
+    if "+" in voice:
+        variant = voice.split("+", 1)[1]
+        if variant not in variants():
+            raise EspeakError(f"eSpeak NG has no voice variant '{variant}' (voices/!v has {len(variants())})")
+
+
+def _collect(audio: np.ndarray, sr: int, events: list, text: str) -> Synthesis:
+    """Turn raw callback events into a `Synthesis` (text positions converted from 1-based chars)."""
+    out = Synthesis(audio=audio, sample_rate=sr, end_sample=len(audio))
+    for kind, sample, ms, text_pos, length, name in events:
+        if kind == EVENT_PHONEME:
+            out.phonemes.append(PhonemeEvent(sample=sample, name=name.decode("utf-8", "replace"), audio_ms=ms))
+        elif kind == EVENT_WORD:
+            out.words.append(WordEvent(sample=sample, text_start=max(0, text_pos - 1), length=length))
+        elif kind == EVENT_END:
+            out.end_sample = sample
+    return out
+
+
+def version() -> str:
+    """eSpeak NG's version string, e.g. `1.52.0`."""
+    with _lock:
+        lib = _get_engine().lib
+        lib.espeak_Info.restype = ctypes.c_char_p
+        lib.espeak_Info.argtypes = [ctypes.c_void_p]
+        return (lib.espeak_Info(None) or b"unknown").decode()
+
+
+# --------------------------------------------------------------------------- English phoneme labels
+
+# eSpeak NG's English phoneme mnemonics (phsource/ph_english*, all accents it ships) -> ARPAbet, following
+# CMUdict's conventions (`3` and `3:` are ER, `i` of "happy" is IY, `A@` of "car" is AA R). A pair splits the
+# phoneme's time between two labels; `None` merges the phoneme into the one before (`;`, eSpeak's linking
+# glide between vowels). Stress marks are stripped before the look-up.
+ARPABET_OF: dict[str, tuple[str, ...] | None] = {
+    # vowels
+    "@": ("AH",), "@2": ("AH",), "@5": ("AH",), "@-": ("AH",), "a#": ("AH",), "V": ("AH",), "VR": ("ER",),
+    "3": ("ER",), "3:": ("ER",), "IR": ("ER",), "ER": ("ER",), "@L": ("AH", "L"),
+    "a": ("AE",), "aa": ("AE",), "a2": ("AE",), "A": ("AA",), "A:": ("AA",), "A#": ("AA",), "0": ("AA",),
+    "0#": ("AA",), "A@": ("AA", "R"), "E": ("EH",), "e": ("EY",), "e:": ("EY",), "e@": ("EH", "R"),
+    "eI": ("EY",), "eI@": ("EY", "AH"), "I": ("IH",), "I#": ("IH",), "I2": ("IH",), "I@": ("IH", "R"),
+    "i": ("IY",), "i:": ("IY",), "i@": ("IY", "AH"), "i@3": ("IH", "R"), "O": ("AO",), "O:": ("AO",),
+    "O2": ("AO",), "O@": ("AO", "R"), "o@": ("AO", "R"), "o": ("OW",), "o:": ("OW",), "oU": ("OW",),
+    "oU#": ("OW",), "oU@": ("OW", "ER"), "OI": ("OY",), "U": ("UH",), "U@": ("UH", "R"), "u": ("UW",),
+    "u:": ("UW",), "u:@": ("UW", "ER"), "ju:": ("Y", "UW"), "aI": ("AY",), "aI2": ("AY",), "aI@": ("AY", "ER"),
+    "aI3": ("AY", "ER"), "aU": ("AW",), "aU@": ("AW", "ER"),
+    # consonants
+    "p": ("P",), "b": ("B",), "t": ("T",), "t#": ("T",), "t2": ("T",), "t[": ("T",), "?": ("T",),
+    "d": ("D",), "d#": ("D",), "d[": ("D",), "k": ("K",), "g": ("G",), "x": ("HH",), "f": ("F",),
+    "v": ("V",), "T": ("TH",), "D": ("DH",), "s": ("S",), "z": ("Z",), "z/": ("Z",), "S": ("SH",),
+    "Z": ("ZH",), "tS": ("CH",), "dZ": ("JH",), "h": ("HH",), "m": ("M",), "n": ("N",), "N": ("NG",),
+    "m-": ("AH", "M"), "n-": ("AH", "N"), "l": ("L",), "l/": ("L",), "L": ("L",), "r": ("R",), "r-": ("R",),
+    "w": ("W",), "w#": ("W",), "j": ("Y",), ";": None,
+    # pauses
+    "_": ("sil",), "_:": ("sil",), "_!": ("sil",), "_|": ("sil",), "_^_": ("sil",), "": ("sil",),
+}
+STRESS_MARKS = "'\",%=!"
+
+
+def to_arpabet(name: str) -> tuple[str, ...] | None:
+    """ARPAbet labels for an eSpeak phoneme name (stress marks dropped); unknown names give `("spn",)`."""
+    base = name.lstrip(STRESS_MARKS)
+    if base in ARPABET_OF:
+        return ARPABET_OF[base]
+    return ("spn",)
