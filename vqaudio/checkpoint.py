@@ -1,4 +1,6 @@
-"""Training checkpoints: `EXP_DIR/checkpoints/step_XXXXXXX.pt`, written atomically, the last few kept.
+"""The state of an experiment folder: checkpoints, `config.yaml`, `log.jsonl`.
+
+Checkpoints are `EXP_DIR/checkpoints/step_XXXXXXX.pt`, written atomically, the last few kept.
 
 A checkpoint is a `vqaudio-checkpoint` file (see `vqaudio.models.io`): tensors and plain data only
 (model and optimiser state dicts, RNG states as tensors, the step, the config), so resuming never
@@ -9,6 +11,7 @@ complete checkpoint in place and loses at most the steps taken since it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -17,7 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
+from vqaudio.config import Config, dump_yaml, to_dict
+from vqaudio.errors import ConfigError
+from vqaudio.fileio import atomic_write_text
 from vqaudio.models.io import load_model_file, save_model_file
 
 _NAME = re.compile(r"^step_(\d{7,})\.pt$")
@@ -98,3 +105,69 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def _python_state() -> list:
     version, internal, gauss = random.getstate()
     return [version, torch.tensor(internal, dtype=torch.int64), gauss]
+
+
+# ---------------------------------------------------------------------------------------------- config.yaml, log.jsonl
+
+# TrainConfig keys that may change between a run and its resumption (budgets, logging, threads).
+RESUMABLE_KEYS = ("max_steps", "max_minutes", "threads", "log_every", "valid_every", "valid_batches",
+                  "checkpoint_every", "keep_checkpoints")
+
+
+def config_differences(old: dict, new: dict, sections: tuple[str, ...], train_section: str) -> list[str]:
+    """Dotted keys under `sections` whose values differ between two config dicts, except
+    `train_section`.RESUMABLE_KEYS."""
+    flat_old, flat_new = _flatten({s: old.get(s) for s in sections}), _flatten({s: new.get(s) for s in sections})
+    skip = {f"{train_section}.{k}" for k in RESUMABLE_KEYS}
+    keys = sorted((set(flat_old) | set(flat_new)) - skip)
+    return [k for k in keys if flat_old.get(k) != flat_new.get(k)]
+
+
+def write_exp_config(exp_dir: Path, config: Config, sections: tuple[str, ...], train_section: str,
+                     force: bool) -> None:
+    """Write EXP_DIR/config.yaml; if EXP_DIR holds checkpoints of a run whose config differs in `sections`,
+    refuse with a ConfigError naming the keys (old -> new), unless `force`."""
+    path = exp_dir / "config.yaml"
+    if path.exists() and latest_checkpoint(exp_dir) is not None:
+        try:
+            old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            old = {}
+        new = to_dict(config)
+        diff = config_differences(old if isinstance(old, dict) else {}, new, sections, train_section)
+        if diff and not force:
+            shown = ", ".join(f"{k} ({_get(old, k)!r} -> {_get(new, k)!r})" for k in diff[:6])
+            raise ConfigError(f"{exp_dir} holds a run with another config: {shown}"
+                              f"{' ...' if len(diff) > 6 else ''}; use a new EXP_DIR, or --force to resume anyway")
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, dump_yaml(config))
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop JSON-lines records past `step` (written by a run killed after its last checkpoint), and torn lines."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and _step(line) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _step(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 1 << 62  # an unreadable (half-written) line: dropped
+
+
+def _flatten(d: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def _get(d: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
