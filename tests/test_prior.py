@@ -176,11 +176,13 @@ def test_codeset_file_round_trip(tmp_path) -> None:
 
 def test_windows_pad_short_utterances() -> None:
     cs = CodeSet(["a", "b"], [np.arange(5), np.arange(100) % K], np.array([0, 1]), "x")
-    codes, targets, speaker = CodeWindows(cs, 16, 64, speaker_dropout=0.5, seed=0).batch()
+    codes, targets, speaker = CodeWindows(cs, 16, 64, speaker_dropout=0.5).batch([0, 1])
     assert codes.shape == targets.shape == (64, 16) and speaker.shape == (64,)
     short = (targets == IGNORE).any(dim=1)
     assert short.any() and (targets[short, 5:] == IGNORE).all() and (codes[short, 5:] == 0).all()
     assert set(speaker.tolist()) == {-1, 0, 1}
+    again = CodeWindows(cs, 16, 64, speaker_dropout=0.5).batch([0, 1])
+    assert torch.equal(again[1], targets) and not torch.equal(CodeWindows(cs, 16, 64, 0.5).batch([0, 2])[1], targets)
 
 
 def test_unigram_and_nll_bits() -> None:

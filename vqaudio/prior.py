@@ -113,7 +113,7 @@ class CodeWindows:
     A fraction `speaker_dropout` of the windows gets speaker -1 (the prior's unknown speaker).
     """
 
-    def __init__(self, codeset: CodeSet, segment: int, batch_size: int, speaker_dropout: float, seed: int):
+    def __init__(self, codeset: CodeSet, segment: int, batch_size: int, speaker_dropout: float):
         if codeset.total_codes == 0:
             raise DataError("no codes to train the prior on (empty training split)")
         if segment < 1:
@@ -122,20 +122,23 @@ class CodeWindows:
         self.speaker_dropout = speaker_dropout
         lengths = np.array([len(c) for c in codeset.codes], dtype=np.float64)
         self.weights = lengths / lengths.sum()
-        self.rng = np.random.default_rng(seed)
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (codes LongTensor [B, S], targets [B, S] (IGNORE past the end), speaker [B] (-1 = unknown))."""
+    def batch(self, seed: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch that depends on `seed` only (e.g. [cfg seed, rank, step]: a resumed run sees the same data).
+
+        Returns (codes LongTensor [B, S], targets [B, S] (IGNORE past the end), speaker [B] (-1 = unknown)).
+        """
+        rng = np.random.default_rng(seed)
         B, S = self.batch_size, self.segment
         targets = np.full((B, S), IGNORE, dtype=np.int64)
-        utts = self.rng.choice(len(self.weights), size=B, p=self.weights)
+        utts = rng.choice(len(self.weights), size=B, p=self.weights)
         for b, u in enumerate(utts):
             seq = self.codeset.codes[u]
-            start = int(self.rng.integers(0, max(len(seq) - S, 0) + 1))
+            start = int(rng.integers(0, max(len(seq) - S, 0) + 1))
             window = seq[start:start + S]
             targets[b, :len(window)] = window
         speaker = self.codeset.speakers[utts].copy()
-        speaker[self.rng.random(B) < self.speaker_dropout] = -1
+        speaker[rng.random(B) < self.speaker_dropout] = -1
         codes = np.where(targets == IGNORE, 0, targets)
         return torch.from_numpy(codes), torch.from_numpy(targets), torch.from_numpy(speaker)
 

@@ -1,0 +1,116 @@
+"""Training the latent prior with the one training loop (`vqaudio.train`): the prior's task, and `train_prior`.
+
+    report = train_prior("data", "exp/prior", "exp/vqvae/model.pt", load_config("mini"))
+    print(report.scores.nll_bits, report.scores.bits_per_second)
+
+Files in EXP_DIR: `codes/{train,dev}.npz` (code cache, see `vqaudio.prior.extract_codes`), the training
+loop's `config.yaml`, `log.jsonl`, `checkpoints/`, the exported `prior.pt` (a `vqaudio-prior` file recording
+the VQ-VAE's identity) and `prior_scores.json` (validation NLL beside the unigram entropy and log2 K).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vqaudio.config import Config
+from vqaudio.fileio import atomic_write_text
+from vqaudio.models.prior import IGNORE, LatentPrior, build_prior
+from vqaudio.prior import CodeSet, CodeWindows, PriorScores, extract_codes, save_prior, score_prior
+
+Batch = tuple[Tensor, Tensor, Tensor]  # codes [B, S], targets [B, S], speaker [B]
+
+
+class PriorTask:
+    """The prior's part of training (the `vqaudio.train.Task` protocol): windows of codes, NLL loss."""
+
+    kind = "prior"
+    train_section = "prior_train"
+    config_sections = ("prior", "prior_train")
+    export_name = "prior.pt"
+
+    def __init__(self, prior: LatentPrior, config: Config, train: CodeSet, dev: CodeSet, speakers: list[str],
+                 codes_per_second: float):
+        self.model, self.config, self.speakers = prior, config, speakers
+        self.model_identity, self.codes_per_second = train.identity, codes_per_second
+        tc, pc = config.prior_train, config.prior
+        self.train_windows = CodeWindows(train, pc.segment_codes, tc.batch_size, pc.speaker_dropout)
+        # Validation windows keep the true speaker: they measure the conditional NLL.
+        self.dev_windows = CodeWindows(dev, pc.segment_codes, tc.batch_size, speaker_dropout=0.0)
+
+    def train_batch(self, step: int, rank: int, device: torch.device) -> Batch:
+        """Windows drawn from a generator seeded by (seed, rank, step): pure, so resuming replays the data."""
+        batch = self.train_windows.batch([self.config.prior_train.seed, rank, step])
+        return tuple(t.to(device) for t in batch)  # type: ignore[return-value]
+
+    def valid_batches(self, device: torch.device) -> list[Batch]:
+        seed = self.config.prior_train.seed
+        n = max(1, self.config.prior_train.valid_batches)
+        return [tuple(t.to(device) for t in self.dev_windows.batch([seed, 1 << 20, i])) for i in range(n)]
+
+    def losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mean NLL (nats/code) of the non-padding targets; metrics in bits/code and bits/s."""
+        codes, targets, speaker = batch
+        loss = F.cross_entropy(model(codes, speaker).float(), targets, ignore_index=IGNORE)
+        bits = loss.detach() / math.log(2)
+        return loss, {"bits_per_code": bits, "bits_per_s": bits * self.codes_per_second}
+
+    def samples_in(self, batch: Batch) -> int:
+        return int((batch[1] != IGNORE).sum())
+
+    def status(self) -> dict[str, float]:
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"model_identity": self.model_identity, "speakers": list(self.speakers),
+                "codebook_size": self.model.codebook_size}
+
+    def export(self, path: Path, extra: dict[str, Any]) -> None:
+        save_prior(path, self.model, self.speakers, self.model_identity,
+                   {**extra, "codes_per_second": self.codes_per_second})
+
+
+@dataclass
+class PriorReport:
+    """What `train_prior` did and measured."""
+
+    prior_path: Path
+    step: int
+    stop_reason: str
+    scores: PriorScores  # on the dev split (the training split when there is none)
+    scored_on: str  # "dev" or "train"
+
+
+def train_prior(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, model_path: str | os.PathLike,
+                config: Config, *, force: bool = False, device: str | torch.device | None = None,
+                show_progress: bool | None = None) -> PriorReport:
+    """Extract (cached) codes with the VQ-VAE at `model_path`, train the prior on them, export and score it."""
+    from vqaudio.data.dataset import resolve_data_dir
+    from vqaudio.models.io import load_model
+    from vqaudio.train import train
+
+    loaded = load_model(model_path)
+    exp_dir = Path(exp_dir)
+    splits = resolve_data_dir(data_dir)
+    train_dir, dev_dir = splits.train, splits.dev
+    train_codes = extract_codes(loaded, train_dir, exp_dir / "codes" / "train.npz", "codes train")
+    dev_codes = extract_codes(loaded, dev_dir, exp_dir / "codes" / "dev.npz", "codes dev") if dev_dir else None
+    codes_per_second = loaded.sample_rate / loaded.hop_length
+    torch.manual_seed(config.prior_train.seed)
+    prior = build_prior(config.prior, loaded.config.vq.codebook_size, len(loaded.speakers))
+    task = PriorTask(prior, config, train_codes, dev_codes or train_codes, loaded.speakers, codes_per_second)
+    result = train(task, config, exp_dir, force=force, device=device, show_progress=show_progress)
+    scores = score_prior(task.model, train_codes, dev_codes or train_codes, codes_per_second)
+    report = PriorReport(exp_dir / task.export_name, result.step, result.stop_reason, scores,
+                         "dev" if dev_codes else "train")
+    atomic_write_text(exp_dir / "prior_scores.json", json.dumps(
+        {"step": report.step, "scored_on": report.scored_on, **scores.as_dict()}, indent=2) + "\n")
+    return report

@@ -1,0 +1,110 @@
+"""New speech from the latent prior: ancestral sampling of codes, then decoding them with a speaker.
+
+Paper section 4.3: codes sampled from the prior and decoded by the VQ-VAE's WaveNet give speech-like
+babble with the prosody and phoneme-like units of the training data, in the chosen speaker's voice.
+
+    result = sample_speech("exp/prior/prior.pt", "exp/vqvae/model.pt", "p225", seconds=4, seed=0)
+    save_audio("babble.wav", result.wav, result.sample_rate)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqaudio.errors import VQAudioError
+from vqaudio.models.prior import LatentPrior
+
+PRETRAINED_PRIOR = Path(__file__).parent / "pretrained" / "prior.pt"
+
+
+def resolve_prior_path(path: str | os.PathLike | None) -> Path:
+    """`path`, or the shipped `vqaudio/pretrained/prior.pt`; one clear line when there is neither."""
+    if path is not None:
+        return Path(path)
+    if PRETRAINED_PRIOR.exists():
+        return PRETRAINED_PRIOR
+    raise VQAudioError("no --prior given and no pretrained prior is shipped (vqaudio/pretrained/prior.pt); "
+                       "train one with `vqaudio train-prior` and pass --prior EXP_DIR/prior.pt")
+
+
+def sample_codes(prior: LatentPrior, n_codes: int, speaker: int | None, temperature: float = 1.0,
+                 seed: int | None = None, method: str = "auto") -> np.ndarray:
+    """Ancestral sampling of `n_codes` codes (int64 [n_codes]) from the prior, by cached generation.
+
+    `speaker`: index in the prior's speakers, or None (the unknown-speaker row). The same seed gives the
+    same codes (on the CPU paths of `vqaudio.generate`).
+    """
+    from vqaudio.generate import generate
+
+    if n_codes < 1:
+        raise VQAudioError(f"nothing to sample: {n_codes} codes requested")
+    with torch.inference_mode():
+        cond = prior.conditioning(speaker, 1)
+    codes = generate(prior.wavenet, cond, n_codes, temperature=temperature, seed=seed, method=method)
+    return codes[0].cpu().numpy().astype(np.int64)
+
+
+def speaker_index(speakers: list[str], speaker: str) -> int:
+    """Index of speaker id `speaker` in a model's speaker list; one clear line when it is not there."""
+    if speaker in speakers:
+        return speakers.index(speaker)
+    shown = ", ".join(speakers[:8]) + (" ..." if len(speakers) > 8 else "")
+    raise VQAudioError(f"unknown speaker '{speaker}'; this model knows {len(speakers)}: {shown}")
+
+
+@dataclass
+class SampleResult:
+    wav: np.ndarray  # float32 [T] in [-1, 1]
+    codes: np.ndarray  # int64 [N]
+    sample_rate: int  # Hz
+
+
+def decode_codes(loaded, codes: np.ndarray, speaker: int, seed: int | None, method: str = "auto") -> np.ndarray:
+    """Codes [N] -> waveform float32 [N * hop] with the VQ-VAE's decoder and speaker index `speaker`."""
+    from vqaudio.audio import mu_law_decode
+    from vqaudio.generate import generate
+
+    model = loaded.model
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        latent = model.codes_to_latent(torch.as_tensor(codes, device=device)[None])
+        cond = model.decoder.conditioning(latent, torch.tensor([speaker], device=device))
+    levels = generate(model.decoder, cond, len(codes) * loaded.hop_length, seed=seed, method=method)
+    return mu_law_decode(levels[0].cpu(), model.decoder.classes).numpy().astype(np.float32)
+
+
+def sample_speech(prior_path: str | os.PathLike | None, model_path: str | os.PathLike | None, speaker: str,
+                  seconds: float, temperature: float = 1.0, seed: int | None = 0,
+                  method: str = "auto") -> SampleResult:
+    """Sample `seconds` of codes from the prior (conditioned on `speaker` when the prior is), decode them."""
+    from vqaudio.models.io import load_model
+    from vqaudio.prior import check_pair, load_prior
+
+    prior_file = resolve_prior_path(prior_path)
+    loaded_prior = load_prior(prior_file)
+    loaded = load_model(_model_path(model_path))
+    check_pair(loaded_prior, loaded.identity, prior_file)
+    index = speaker_index(loaded.speakers, speaker)
+    if seconds <= 0:
+        raise VQAudioError(f"--seconds must be > 0, got {seconds}")
+    n_codes = math.ceil(seconds * loaded.sample_rate / loaded.hop_length)
+    codes = sample_codes(loaded_prior.prior, n_codes, index, temperature, seed, method)
+    wav = decode_codes(loaded, codes, index, seed, method)
+    return SampleResult(wav[: int(round(seconds * loaded.sample_rate))], codes, loaded.sample_rate)
+
+
+def _model_path(path: str | os.PathLike | None) -> Path:
+    """`path`, or the codec's default VQ-VAE (vqaudio.codec.default_model_path, when it exists)."""
+    if path is not None:
+        return Path(path)
+    try:
+        from vqaudio.codec import default_model_path  # type: ignore[attr-defined]
+    except ImportError:
+        raise VQAudioError("no --model given and no default model is available; pass --model MODEL.pt") from None
+    return Path(default_model_path())
