@@ -1,7 +1,7 @@
 """Tiny data dirs of synthetic audio and tiny configs for the training tests (no corpus build, no network).
 
-Import from a test with `from helpers.train_fixtures import ...` after `sys.path` holds `tests/`
-(`tests/helpers/__init__.py` is not needed; see `add_helpers_to_path`).
+Tests import it as `from helpers.train_fixtures import ...` after `sys.path.insert(0, <the tests folder>)`
+(pytest runs with --import-mode=importlib, which does not put `tests/` on the path).
 """
 
 from __future__ import annotations

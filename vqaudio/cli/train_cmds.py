@@ -1,1 +1,58 @@
-"""train_cmds commands."""
+"""`vqaudio train` (the VQ-VAE) and `vqaudio export` (a model file in fp16): thin calls into vqaudio.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vqaudio.cli import app, command, fail
+
+
+@command(app, "train")
+def train_command(
+    data_dir: Path = typer.Argument(..., help="Folder from `vqaudio data prepare` (train/, dev/, speakers.tsv), "
+                                    "or a single data dir (then validation windows come from it too)."),
+    exp_dir: Path = typer.Argument(..., help="Experiment folder: config.yaml, log.jsonl, checkpoints/, model.pt."),
+    config: str = typer.Option("mini", "--config", "-c", help="Preset (mini, paper, paper_phoneme, quick) or YAML."),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="Config override key=value, e.g. train.lr=1e-3."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Same as --set train.max_steps=N."),
+    force: bool = typer.Option(False, "--force", help="Resume even though the config differs from EXP_DIR's."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the VQ-VAE. Re-running the same command resumes from the latest checkpoint.
+
+    Under torchrun (e.g. `torchrun --nproc_per_node=4 -m vqaudio train ...`) it trains with DDP.
+    Ctrl-C writes a checkpoint and exits with status 130.
+    """
+    from vqaudio.config import load_config
+    from vqaudio.progress import console
+    from vqaudio.train import train_vqvae
+
+    extra = [f"train.max_steps={max_steps}"] if max_steps is not None else []
+    cfg = load_config(config, list(overrides) + extra)
+    result = train_vqvae(data_dir, exp_dir, cfg, force=force, show_progress=False if quiet else None)
+    if result.model_path is None:  # not rank 0 of a distributed run
+        return
+    losses = ", ".join(f"{k} {result.train[k]:.4f}" for k in ("loss", "nll") if k in result.train)
+    valid = f"; valid nll {result.valid['nll']:.4f}" if "nll" in result.valid else ""
+    console.print(f"step {result.step} ({result.stop_reason}): {losses}{valid}; model {result.model_path}",
+                  highlight=False, soft_wrap=True)
+    if result.stop_reason == "interrupted":
+        fail(f"interrupted at step {result.step}; checkpoint written, re-run the same command to resume", 130)
+
+
+@command(app, "export")
+def export_command(
+    model: Path = typer.Argument(..., help="A model file (EXP_DIR/model.pt)."),
+    out: Path = typer.Argument(..., help="Where to write the copy."),
+    half: bool = typer.Option(True, "--half/--full", help="Store fp16 weights (half the size; load back as fp32)."),
+) -> None:
+    """Copy a model file, by default with fp16 weights (for shipping; `encode`/`decode` read either)."""
+    from vqaudio.fileio import refuse_same_path
+    from vqaudio.models.io import export_model
+    from vqaudio.progress import console
+
+    refuse_same_path([model], out)
+    identity = export_model(model, out, half=half)
+    console.print(f"{out}: {out.stat().st_size / 1e6:.1f} MB, identity {identity}", highlight=False)

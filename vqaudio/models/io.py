@@ -180,3 +180,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         sample_rate=int(data["sample_rate"]), hop_length=int(data["hop_length"]),
         identity=weights_identity(state), extra=dict(data.get("extra") or {}),
     )
+
+
+def export_model(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> str:
+    """Rewrite model file `src` as `dst` (fp16 weights if `half`); returns the new file's identity."""
+    loaded = load_model(src)
+    return save_model(dst, loaded.model, loaded.config, loaded.speakers, loaded.speaker_info, loaded.extra, half)

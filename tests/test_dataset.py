@@ -1,0 +1,92 @@
+"""Training windows: shapes, speakers, padding, and determinism in (seed, rank, step)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from vqaudio.data.dataset import SegmentDataset, read_speaker_info, resolve_data_dir
+from vqaudio.data.kaldi import DataDir
+from vqaudio.errors import DataError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers.train_fixtures import make_data_root  # noqa: E402
+
+
+def constant_dataset(segment: int = 256) -> SegmentDataset:
+    """Three utterances whose samples equal (speaker + 1) / 10: a window tells which one it came from."""
+    audio = [np.full(1000, 0.1, np.float32), np.full(3000, 0.2, np.float32), np.full(100, 0.3, np.float32)]
+    return SegmentDataset(audio, [0, 1, 2], segment, seed=7)
+
+
+def test_windows_have_the_right_shape_and_speakers():
+    batch = constant_dataset().batch(step=3, batch_size=16)
+    assert batch.wav.shape == (16, 256) and batch.wav.dtype == torch.float32
+    assert batch.speaker.dtype == torch.long
+    for wav, spk in zip(batch.wav, batch.speaker, strict=True):
+        level = (int(spk) + 1) / 10
+        assert torch.allclose(wav[:100], torch.full((100,), level), atol=1e-4)  # int16 store: 3e-5 steps
+
+
+def test_short_utterances_are_padded_with_silence():
+    ds = constant_dataset()
+    windows = torch.cat([ds.batch(s, 8).wav[ds.batch(s, 8).speaker == 2] for s in range(20)])
+    assert len(windows) > 0, "the 100-sample utterance was never drawn"
+    assert torch.all(windows[:, 100:] == 0) and torch.allclose(windows[:, :100], torch.tensor(0.3), atol=1e-4)
+
+
+def test_utterances_are_drawn_in_proportion_to_their_length():
+    speakers = torch.cat([constant_dataset().batch(s, 64).speaker for s in range(30)])
+    share = torch.bincount(speakers, minlength=3).float() / len(speakers)
+    assert torch.allclose(share, torch.tensor([1000, 3000, 100]) / 4100, atol=0.04)
+
+
+def test_batches_are_a_function_of_seed_rank_and_step():
+    a, b = constant_dataset(), constant_dataset()
+    audio = [np.random.default_rng(0).uniform(-1, 1, 5000).astype(np.float32)]
+    noisy = SegmentDataset(audio, [0], 256, seed=7)
+    assert torch.equal(noisy.batch(5, 4).wav, noisy.batch(5, 4).wav)
+    assert not torch.equal(noisy.batch(5, 4).wav, noisy.batch(6, 4).wav)
+    assert not torch.equal(noisy.batch(5, 4, rank=0).wav, noisy.batch(5, 4, rank=1).wav)
+    assert not torch.equal(noisy.batch(5, 4).wav, SegmentDataset(audio, [0], 256, seed=8).batch(5, 4).wav)
+    assert torch.equal(a.batch(9, 4).speaker, b.batch(9, 4).speaker)
+    first, again = noisy.fixed_batches(2, 4), noisy.fixed_batches(2, 4)
+    assert all(torch.equal(x.wav, y.wav) for x, y in zip(first, again, strict=True))
+    assert not torch.equal(first[0].wav, first[1].wav)
+
+
+def test_from_data_dir_keeps_the_models_speakers_in_order(tmp_path):
+    root = make_data_root(tmp_path / "data", speakers=("p225", "p226", "p227"), utts=2)
+    ds = SegmentDataset.from_data_dir(root / "train", ["p227", "p225"], 512, 16000, show_progress=False)
+    assert len(ds) == 4 and sorted(set(ds.speaker_index.tolist())) == [0, 1]
+    first = DataDir.load(root / "train").wav_scp["p225_train000"]
+    wav, _ = sf.read(first, dtype="float32")
+    assert np.allclose(ds.samples[:len(wav)] / 32767.0, wav, atol=1e-4)  # p225 comes first in the data dir
+    assert ds.speaker_index[0] == 1  # ... and is speaker 1 of the model's list
+    with pytest.raises(DataError, match="no utterance"):
+        SegmentDataset.from_data_dir(root / "train", ["p999"], 512, 16000, show_progress=False)
+
+
+def test_resolve_data_dir(tmp_path):
+    root = make_data_root(tmp_path / "data")
+    splits = resolve_data_dir(root)
+    assert (splits.train, splits.dev, splits.speakers_tsv) == (root / "train", root / "dev", root / "speakers.tsv")
+    single = resolve_data_dir(root / "train")
+    assert single.train == root / "train" and single.dev is None and single.speakers_tsv == root / "speakers.tsv"
+    with pytest.raises(DataError, match="no such data directory"):
+        resolve_data_dir(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="vqaudio data prepare"):
+        resolve_data_dir(tmp_path / "empty")
+
+
+def test_read_speaker_info(tmp_path):
+    tsv = tmp_path / "speakers.tsv"
+    tsv.write_text("p225\tF\t23  English  Southern England\np226\tM\t\np999\tF\tnot ours\n", encoding="utf-8")
+    assert read_speaker_info(tsv, ["p225", "p226"]) == {"p225": "F  23  English  Southern England", "p226": "M"}
+    assert read_speaker_info(None, ["p225"]) == {}
