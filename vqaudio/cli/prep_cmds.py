@@ -39,3 +39,26 @@ def prepare_cmd(
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())) or "none"
     console.print(f"aligned: {summary.aligned:.1%}   shared sentences in test: {summary.shared_sentences}   "
                   f"problems: {skipped}", highlight=False)
+
+
+@command(data_app, "align")
+def align_cmd(
+    data_dir: Path = typer.Argument(..., help="A data dir, or a DATA root holding train/dev/test/test_unseen."),
+    out: Path | None = typer.Option(None, help="Where TextGrids go (<spk>/<utt>.TextGrid) "
+                                               "[default: DATA_DIR/alignments]."),
+) -> None:
+    """Forced-align transcripts with PocketSphinx (US English) and fill phone_ali of the data dir(s)."""
+    from vqaudio.data.align import align_data_dir
+
+    s = align_data_dir(data_dir, out)
+    if s.failed:
+        console.print(f"[yellow]warning:[/] no alignment for {s.failed} utterance(s) (e.g. {', '.join(s.examples)})",
+                      highlight=False)
+    if s.oov:
+        top = ", ".join(w for w, _ in s.oov.most_common(8))
+        console.print(f"[yellow]warning:[/] {len(s.oov)} word(s) not in CMUdict, letter-to-sound guesses used "
+                      f"({top})", highlight=False, soft_wrap=True)
+    console.print(f"aligned {s.aligned} (coarse {s.coarse}), reused {s.reused}, failed {s.failed}, "
+                  f"no text {s.no_text}", highlight=False)
+    for path, n in s.filled.items():
+        console.print(f"{path}: phone_ali for {n} utterance(s)", highlight=False)
