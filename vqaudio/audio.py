@@ -25,7 +25,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, 
     """Read any file soundfile can read as mono float32 at `sample_rate`.
 
     Integer and float formats, any channel count (averaged to mono) and any sample
-    rate (resampled with librosa's soxr_hq) are accepted.
+    rate (resampled with soxr HQ, as librosa's soxr_hq) are accepted.
 
     Returns:
         float32 array of shape [T] (samples), nominally in [-1, 1].
@@ -60,9 +60,11 @@ def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample a [T] float array from `orig_sr` to `target_sr` Hz (no-op when equal)."""
     if orig_sr == target_sr:
         return wav
-    import librosa
+    # soxr directly: the same resampler as librosa's res_type="soxr_hq", without librosa's
+    # several-second import (numba), which every command that reads audio would pay.
+    import soxr
 
-    return librosa.resample(wav, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
+    return soxr.resample(np.asarray(wav, dtype=np.float32), orig_sr, target_sr, quality="HQ")
 
 
 def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_rate: int = DEFAULT_SAMPLE_RATE,
