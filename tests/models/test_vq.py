@@ -177,3 +177,35 @@ def test_every_option_combination_trains_without_nan(ema, kmeans_init, dead, jit
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert torch.isfinite(model.quantizer.codebook).all()
     assert model.quantizer.usage()[1] > 0
+
+
+_DDP_WORKER = """
+import sys, torch, torch.distributed as dist
+from vqaudio.config import VQConfig
+from vqaudio.models import VectorQuantizer
+rank, init_file, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+torch.set_num_threads(1)
+dist.init_process_group("gloo", init_method="file://" + init_file, rank=rank, world_size=2)
+torch.manual_seed(0)
+vq = VectorQuantizer(VQConfig(codebook_size=16, dim=4, ema=True, kmeans_init=True, dead_code_steps=2,
+                              usage_window=4, kmeans_iters=3))
+torch.manual_seed(100 + rank)  # different data and random draws on each rank
+for _ in range(6):
+    vq(torch.randn(2, 4, 8) + rank)
+torch.save(vq.state_dict(), out)
+dist.destroy_process_group()
+"""
+
+
+def test_distributed_replicas_stay_identical(tmp_path):
+    import subprocess
+    import sys
+
+    outs = [tmp_path / f"rank{r}.pt" for r in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", _DDP_WORKER, str(r), str(tmp_path / "init"), str(outs[r])])
+             for r in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    a, b = (torch.load(o, weights_only=True) for o in outs)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert int(a["steps"]) == 6 and bool(a["initialised"])
