@@ -216,3 +216,93 @@ def fit_linear_probe(x: np.ndarray, phones: np.ndarray, context: int, max_frames
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=1.0))
     clf.fit(x[keep], phones[keep])
     return LinearProbe(context=context, train_frames=int(len(keep)), classifier=clf)
+
+
+# --------------------------------------------------------------------------- the probe report
+
+
+@dataclass
+class LabelledCodes:
+    """One split's codes, quantised vectors and phone labels, per utterance."""
+
+    name: str
+    codes: dict[str, np.ndarray]  # [N] int
+    vectors: dict[str, np.ndarray]  # [N, D]
+    labels: dict[str, list[str]]  # 10 ms phone labels
+
+
+@dataclass
+class ProbeSplit:
+    split: str
+    utterances: int
+    majority: MajorityProbeScore
+    linear_accuracy: float
+
+
+@dataclass
+class ProbeReport:
+    model: dict  # facts about the model (path, identity, codebook_size, code_rate, ...)
+    train_utterances: int
+    train_frames: int
+    train_accuracy: float  # the majority mapping on its own training frames (not a held-out figure)
+    linear_context: int
+    linear_train_frames: int
+    splits: list[ProbeSplit]
+    mapping: list[str]  # [K] code -> phone
+
+
+def probe_report(train: LabelledCodes, evals: list[LabelledCodes], code_rate: float, codebook_size: int,
+                 context: int = 2, max_frames: int = 20000, seed: int = 0) -> ProbeReport:
+    """Fit the majority mapping and the linear probe on `train`; score every split of `evals`."""
+    from vqaudio.errors import DataError
+
+    tr = match_frames(train.codes, train.labels, code_rate)
+    if len(tr.codes) == 0:
+        raise DataError(f"{train.name}: no labelled frames to fit the probe on")
+    mapping = fit_majority(tr.codes, tr.phones, codebook_size)
+    linear = fit_linear_probe(context_features([train.vectors[u] for u in tr.utterances], tr, context),
+                              tr.phones, context, max_frames, seed)
+    results = []
+    for split in evals:
+        te = match_frames(split.codes, split.labels, code_rate)
+        x_te = context_features([split.vectors[u] for u in te.utterances], te, context)
+        results.append(ProbeSplit(split.name, len(te.utterances), score_majority(split.name, mapping, tr, te),
+                                  linear.accuracy(x_te, te.phones)))
+    return ProbeReport(
+        model={}, train_utterances=len(tr.utterances), train_frames=int(len(tr.codes)),
+        train_accuracy=float((mapping[tr.codes] == tr.phones).mean()), linear_context=context,
+        linear_train_frames=linear.train_frames, splits=results, mapping=[PHONES[i] for i in mapping],
+    )
+
+
+def probe_accuracy(mapping: list[str], codes: dict[str, np.ndarray], labels: dict[str, list[str]],
+                   code_rate: float) -> float:
+    """Frame accuracy of a fitted code -> phone `mapping` on other codes (e.g. of converted audio)."""
+    pairs = match_frames(codes, labels, code_rate)
+    if len(pairs.codes) == 0:
+        return float("nan")
+    return float((phone_ids(mapping)[pairs.codes] == pairs.phones).mean())
+
+
+def probe_tables(report: ProbeReport) -> list:
+    """The probe's figures as a `report.Table` (accuracies in %), with notes on what they mean."""
+    from vqaudio.evaluate.report import Table, fmt
+
+    m = report.model
+    t = Table(f"Phoneme probe ({m.get('codebook_size')} codes at {fmt(m.get('code_rate'), 1)} Hz)",
+              ["split", "utts", "frames", "probe", "linear", "top phone", "freq. guess", "NMI", "purity"])
+    for s in report.splits:
+        maj = s.majority
+        t.add(s.split, s.utterances, maj.frames, fmt(maj.accuracy, percent=True), fmt(s.linear_accuracy, percent=True),
+              f"{fmt(maj.chance.most_frequent_accuracy, percent=True)} {maj.chance.most_frequent_phone}",
+              fmt(maj.chance.frequency_guess_accuracy, percent=True), maj.nmi, maj.purity)
+    t.notes = [
+        f"probe: each code -> its most frequent phone on train ({report.train_utterances} utterances, "
+        f"{report.train_frames} frames; {fmt(report.train_accuracy, percent=True)} on those training frames)",
+        "frame accuracy over 10 ms label frames, each taking the code that covers its centre",
+        f"linear: logistic regression on quantised vectors ±{report.linear_context} code frames "
+        f"({report.linear_train_frames} training frames)",
+        "top phone: always the most frequent training phone; freq. guess: sum p_i q_i; purity is fitted on the "
+        "split it scores (an upper bound). Paper (128 codes, 25 Hz): 49.3% vs 7.2%",
+    ]
+    return [t]
