@@ -212,3 +212,45 @@ def test_model_file_is_not_a_prior(tmp_path) -> None:
     save_model(tmp_path / "model.pt", build_vqvae(cfg, 2), cfg, ["a", "b"])
     with pytest.raises(ModelFileError, match="expected a vqaudio-prior"):
         load_prior(tmp_path / "model.pt")
+
+
+@pytest.mark.parametrize("method", ["numba", "eager"])
+def test_cached_sampling_matches_full_forward(method) -> None:
+    """Greedy (temperature 0) cached sampling picks, at every step, the argmax of the full forward pass."""
+    from vqaudio.sampling import sample_codes
+
+    prior = tiny_prior(seed=3)
+    codes = sample_codes(prior, 60, 1, temperature=0.0, seed=0, method=method)
+    with torch.no_grad():
+        full = prior(torch.from_numpy(codes)[None], torch.tensor([1]))[0]  # [K, N]
+    assert np.array_equal(full.argmax(dim=0).numpy(), codes)
+
+
+def test_sampling_is_reproducible_with_a_seed() -> None:
+    from vqaudio.sampling import sample_codes
+
+    prior = tiny_prior(seed=4)
+    a = sample_codes(prior, 200, 0, temperature=1.0, seed=11)
+    assert a.shape == (200,) and 0 <= a.min() and a.max() < K
+    assert np.array_equal(a, sample_codes(prior, 200, 0, temperature=1.0, seed=11))
+    assert not np.array_equal(a, sample_codes(prior, 200, 0, temperature=1.0, seed=12))
+    assert np.array_equal(a, sample_codes(prior, 200, 0, temperature=1.0, seed=11, method="eager"))
+
+
+def test_compressed_file_round_trip_and_refusals(tmp_path) -> None:
+    from vqaudio.entropy import VQCError, load_compressed, save_compressed
+
+    save_prior(tmp_path / "prior.pt", tiny_prior(), ["a", "b", "c"], "vqvae-1")
+    loaded = load_prior(tmp_path / "prior.pt")
+    codes = np.random.default_rng(0).integers(0, K, 300)
+    size = save_compressed(tmp_path / "x.vqc", loaded, codes, 2, "vqvae-1")
+    assert size == (tmp_path / "x.vqc").stat().st_size and size < 300 * 5 / 8 * 1.1 + 80
+    back, speaker = load_compressed(tmp_path / "x.vqc", loaded, "vqvae-1")
+    assert np.array_equal(back, codes) and speaker == 2
+    with pytest.raises(VQCError, match="trained for VQ-VAE vqvae-1"):
+        save_compressed(tmp_path / "y.vqc", loaded, codes, 2, "vqvae-2")
+    with pytest.raises(VQCError, match="made with VQ-VAE vqvae-1"):
+        load_compressed(tmp_path / "x.vqc", loaded, "vqvae-2")
+    save_prior(tmp_path / "other.pt", tiny_prior(seed=9), ["a", "b", "c"], "vqvae-1")
+    with pytest.raises(VQCError, match="coded with prior"):
+        load_compressed(tmp_path / "x.vqc", load_prior(tmp_path / "other.pt"), "vqvae-1")

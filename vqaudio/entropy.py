@@ -348,3 +348,29 @@ def decode_vqc(prior: SteppablePrior, data: bytes, codebook_size: int, model_ide
         raise VQCError(f"{source}: decoded codes fail their checksum (the prior's probabilities differ on this "
                        "machine from the encoder's, or the file is corrupt)")
     return codes, speaker
+
+
+def save_compressed(path: str | os.PathLike, loaded_prior, codes: np.ndarray, speaker: int | None,
+                    model_identity: str) -> int:
+    """`vqaudio encode --compress`: write codes [N] of the VQ-VAE `model_identity` as a `.vqc` file.
+
+    `loaded_prior`: a `vqaudio.prior.LoadedPrior` trained on that VQ-VAE's codes. `speaker`: the speaker
+    index (in the VQ-VAE's list) to record and condition the prior on, or None. Returns the file size in bytes.
+    """
+    if loaded_prior.model_identity != model_identity:
+        raise VQCError(f"the prior was trained for VQ-VAE {loaded_prior.model_identity}, not this model "
+                       f"({model_identity})")
+    data = encode_vqc(loaded_prior.prior, codes, speaker, loaded_prior.codebook_size, model_identity,
+                      loaded_prior.identity)
+    atomic_write_bytes(path, data)
+    return len(data)
+
+
+def load_compressed(path: str | os.PathLike, loaded_prior, model_identity: str) -> tuple[np.ndarray, int | None]:
+    """`vqaudio decode X.vqc`: (codes int64 [N], speaker index or None) of a `.vqc` file, checked against
+    the VQ-VAE `model_identity` and the prior `loaded_prior` (a `vqaudio.prior.LoadedPrior`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise VQCError(f"{p}: no such .vqc file")
+    return decode_vqc(loaded_prior.prior, p.read_bytes(), loaded_prior.codebook_size, model_identity,
+                      loaded_prior.identity, str(p))
