@@ -64,7 +64,7 @@ class WaveNetConfig:
     residual_channels: int = 64
     gate_channels: int = 128  # pre-gate width; the gated output has gate_channels // 2
     skip_channels: int = 128
-    cond_channels: int = 128  # width of the local-conditioning network (0 = no local cond)
+    cond_channels: int = 128  # width of the local-conditioning network (0 = one 1x1 projection, no network)
     speaker_dim: int = 64  # speaker embedding size (0 = no global conditioning)
 
 
