@@ -180,7 +180,7 @@ def _merge(base: dict, over: dict) -> dict:
 def from_dict(cls: type, data: dict, where: str) -> Any:
     """Build dataclass `cls` from a mapping, refusing unknown keys and wrong types."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
