@@ -15,7 +15,13 @@ Struct layouts follow espeak-ng/speak_lib.h (API revision 12) on x86-64.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import os
+import pickle
+import struct
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -115,6 +121,8 @@ class _Engine:
                                      ctypes.c_uint, ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed.restype = None
         # eSpeak's path argument is the folder that *contains* espeak-ng-data.
         parent = data_path.rsplit("/espeak-ng-data", 1)[0].encode()
         rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, parent,
@@ -139,22 +147,130 @@ class _Engine:
         return 0
 
 
-_lock = threading.Lock()
-_engine: _Engine | None = None
 _libc = ctypes.CDLL(None)
 
 
-def _get_engine() -> _Engine:
-    global _engine
-    if _engine is None:
-        _engine = _Engine()
-    return _engine
+def _synthesize_here(eng: _Engine, request: tuple) -> tuple:
+    """Run one synthesis in this process: (text, voice, params...) -> (int16 audio bytes, events)."""
+    text, voice, pitch, pitch_range, rate, word_gap, volume = request
+    if eng.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise EspeakError(f"eSpeak NG has no voice '{voice}'")
+    for param, value in ((PARAM_PITCH, pitch), (PARAM_RANGE, pitch_range), (PARAM_RATE, rate),
+                         (PARAM_WORDGAP, word_gap), (PARAM_VOLUME, volume)):
+        eng.lib.espeak_SetParameter(param, int(value), 0)
+    eng.chunks, eng.events = [], []
+    eng.lib.espeak_ng_SetRandSeed(0)  # eSpeak's own generator (noise), seeded from the clock at start-up
+    _libc.srand(0)  # and libc's rand(), which some code paths still call
+    data = text.encode("utf-8") + b"\0"
+    buf = ctypes.create_string_buffer(data, len(data))
+    err = eng.lib.espeak_Synth(buf, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+    if err != 0:
+        raise EspeakError(f"espeak_Synth failed (error {err}) for {text[:40]!r}")
+    eng.lib.espeak_Synchronize()
+    audio = np.concatenate(eng.chunks) if eng.chunks else np.zeros(0, np.int16)
+    return audio.astype(np.int16).tobytes(), eng.events
+
+
+# --------------------------------------------------------------------------- the synthesis server
+# libespeak-ng keeps state between calls in static variables that no API resets (the pitch flutter
+# index, wave phase, echo buffer...), so the same text and voice give slightly different audio
+# depending on what was spoken before. For byte-identical corpora every synthesis starts from the
+# same pristine state: a helper process initialises the library once, never speaks itself, and
+# forks a child per request; the child speaks, sends the result back and exits.
+
+
+def _send(fd: int, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    os.write(fd, struct.pack("<Q", len(data)))
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int) -> object:
+    head = _read_exact(fd, 8)
+    return pickle.loads(_read_exact(fd, struct.unpack("<Q", head)[0]))
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError("eSpeak helper closed its pipe")
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _serve() -> None:
+    """Helper main loop (`python -m vqaudio.data.espeak --serve`): protocol on fds 0/1, C output to stderr."""
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # anything the C library prints must not corrupt the protocol
+    try:
+        eng = _Engine()
+        eng.lib.espeak_SetVoiceByName(b"en")  # load the English dictionary once, before any fork
+        _send(fd_out, ("ready", eng.sample_rate, _version(eng)))
+    except EspeakError as e:
+        _send(fd_out, ("error", str(e)))
+        return
+    while True:
+        try:
+            request = _receive(fd_in)
+        except EOFError:
+            return
+        pid = os.fork()
+        if pid == 0:  # child: speak from the pristine state, answer, exit without cleanup
+            try:
+                reply: tuple = ("ok", *_synthesize_here(eng, request))
+            except EspeakError as e:
+                reply = ("error", str(e))
+            _send(fd_out, reply)
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+
+class _Client:
+    """The parent's handle on the helper process."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "vqaudio.data.espeak", "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        reply = self.call(None)
+        if reply[0] != "ready":
+            raise EspeakError(reply[1])
+        self.sample_rate, self.version = reply[1], reply[2]
+        atexit.register(self.close)
+
+    def call(self, request: tuple | None) -> tuple:
+        try:
+            if request is not None:
+                _send(self.proc.stdin.fileno(), request)
+            return _receive(self.proc.stdout.fileno())  # type: ignore[return-value]
+        except (EOFError, BrokenPipeError) as e:
+            raise EspeakError(f"the eSpeak NG helper process failed ({e})") from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+
+
+_lock = threading.Lock()
+_client: _Client | None = None
+
+
+def _get_client() -> _Client:
+    global _client
+    if _client is None or _client.proc.poll() is not None:
+        _client = _Client()
+    return _client
 
 
 def sample_rate() -> int:
-    """eSpeak NG's output rate in Hz (initialises the library if needed)."""
+    """eSpeak NG's output rate in Hz (starts the helper if needed)."""
     with _lock:
-        return _get_engine().sample_rate
+        return _get_client().sample_rate
 
 
 def synthesize(text: str, voice: str = "en-us", pitch: int = 50, pitch_range: int = 50, rate: int = 175,
@@ -166,30 +282,17 @@ def synthesize(text: str, voice: str = "en-us", pitch: int = 50, pitch_range: in
         rate: words per minute, 80..450; word_gap: extra pause between words in units of 10 ms.
         volume: 0..200, 100 = eSpeak's normal (which clips some voices' loudest vowels).
 
-    Returns a `Synthesis` with float32 audio and phoneme / word events in samples.
-    Deterministic: the C library's rand(), used for noise in some voices, is reseeded on every call.
+    Returns a `Synthesis` with float32 audio and phoneme / word events in samples. Deterministic: the same
+    arguments give the same result whatever was spoken before (see the synthesis server above).
     """
     _check_variant(voice)
     with _lock:
-        eng = _get_engine()
-        if eng.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise EspeakError(f"eSpeak NG has no voice '{voice}'")
-        for param, value in ((PARAM_PITCH, pitch), (PARAM_RANGE, pitch_range), (PARAM_RATE, rate),
-                             (PARAM_WORDGAP, word_gap), (PARAM_VOLUME, volume)):
-            eng.lib.espeak_SetParameter(param, int(value), 0)
-        eng.chunks, eng.events = [], []
-        _libc.srand(0)
-        data = text.encode("utf-8") + b"\0"
-        buf = ctypes.create_string_buffer(data, len(data))
-        err = eng.lib.espeak_Synth(buf, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
-        if err != 0:
-            raise EspeakError(f"espeak_Synth failed (error {err}) for {text[:40]!r}")
-        eng.lib.espeak_Synchronize()
-        chunks, events = eng.chunks, eng.events
-        eng.chunks, eng.events = [], []
-        sr = eng.sample_rate
-    audio = (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)).astype(np.float32) / 32768.0
-    return _collect(audio, sr, events, text)
+        client = _get_client()
+        reply = client.call((text, voice, pitch, pitch_range, rate, word_gap, volume))
+    if reply[0] != "ok":
+        raise EspeakError(reply[1])
+    audio = np.frombuffer(reply[1], dtype=np.int16).astype(np.float32) / 32768.0
+    return _collect(audio, client.sample_rate, reply[2], text)
 
 
 @lru_cache(maxsize=1)
@@ -225,10 +328,13 @@ def _collect(audio: np.ndarray, sr: int, events: list, text: str) -> Synthesis:
 def version() -> str:
     """eSpeak NG's version string, e.g. `1.52.0`."""
     with _lock:
-        lib = _get_engine().lib
-        lib.espeak_Info.restype = ctypes.c_char_p
-        lib.espeak_Info.argtypes = [ctypes.c_void_p]
-        return (lib.espeak_Info(None) or b"unknown").decode()
+        return _get_client().version
+
+
+def _version(eng: _Engine) -> str:
+    eng.lib.espeak_Info.restype = ctypes.c_char_p
+    eng.lib.espeak_Info.argtypes = [ctypes.c_void_p]
+    return (eng.lib.espeak_Info(None) or b"unknown").decode()
 
 
 # --------------------------------------------------------------------------- English phoneme labels
@@ -268,3 +374,7 @@ def to_arpabet(name: str) -> tuple[str, ...] | None:
     if base in ARPABET_OF:
         return ARPABET_OF[base]
     return ("spn",)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
+    _serve()

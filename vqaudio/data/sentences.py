@@ -32,7 +32,7 @@ COVERAGE: dict[str, tuple[str, ...]] = {
     "CH": _w("church chair cheese teacher kitchen watch lunch beach chicken bench"),
     "NG": _w("king ring song singer morning string swing wing"),
     "AW": _w("house mouse cloud town owl mountain crowd fountain"),
-    "Y": _w("yard yacht yogurt canyon onion uniform"),
+    "Y": _w("yard yacht yogurt uniform youth yolk"),
     "HH": _w("horse hat hill hammer harbour hotel honey helmet"),
     "ER": _w("bird girl nurse shirt turtle germ purse worm"),
     "AO": _w("ball hall wall daughter sauce law straw hawk chalk"),
