@@ -103,8 +103,8 @@ class DataDir:
     def save(self, path: str | os.PathLike | None = None) -> None:
         """Write every table (and spk2utt) into `path` (default: self.path)."""
         p = Path(path or self.path)
+        self.validate()  # before mkdir: a refused save leaves nothing behind
         p.mkdir(parents=True, exist_ok=True)
-        self.validate()
         write_table(p / "wav.scp", self.wav_scp)
         write_table(p / "utt2spk", self.utt2spk)
         write_table(p / "spk2utt", {s: " ".join(u) for s, u in self.spk2utt().items()})

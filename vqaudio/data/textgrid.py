@@ -40,10 +40,11 @@ def write_textgrid(path: str | os.PathLike, alignment: Alignment) -> None:
     """
     from praatio import textgrid
 
-    tg = textgrid.Textgrid(minTimestamp=0.0, maxTimestamp=alignment.duration)
+    duration = round(alignment.duration, 6)  # as the entries are rounded (else praatio prints a warning)
+    tg = textgrid.Textgrid(minTimestamp=0.0, maxTimestamp=duration)
     for name, intervals in (("words", alignment.words), ("phones", alignment.phones)):
-        entries = _clean(intervals, alignment.duration)
-        tg.addTier(textgrid.IntervalTier(name, entries, 0.0, alignment.duration))
+        entries = _clean(intervals, duration)
+        tg.addTier(textgrid.IntervalTier(name, entries, 0.0, duration))
     with atomic_path(path) as tmp:
         tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True, reportingMode="silence")
 
