@@ -1,0 +1,252 @@
+"""Encode audio to codes, decode codes to audio in a speaker's voice, and convert voices (paper section 4.3).
+
+    loaded = load_codec()                          # --model, $VQAUDIO_MODEL, or vqaudio/pretrained/vqvae.pt
+    codes = encode(loaded, wav)                    # float32 [T] at loaded.sample_rate -> int64 [ceil(T / hop)]
+    [out] = synthesize(loaded, [codes], [speaker_index(loaded, "p225")], seed=0)   # -> float32 [N * hop]
+    outs = convert(loaded, [wav_a, wav_b], "p225", seed=0)                          # one batch through the decoder
+
+Long inputs run in bounded memory: the encoder reads chunks (10 s by default) with its receptive field as
+overlap on both sides, so the codes equal those of one pass; the decoder generates ~1 s segments, several
+at once as the columns of one batch (`vqaudio.generate`), with 50 ms of overlap cross-faded linearly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqaudio.errors import VQAudioError
+
+PRETRAINED_MODEL = Path(__file__).parent / "pretrained" / "vqvae.pt"
+MODEL_ENV = "VQAUDIO_MODEL"
+CODES_DTYPE = np.int16  # codes files: one int16 per frame (K <= 32767)
+
+
+class CodesError(VQAudioError):
+    """A codes file is missing, not a .npy array, or holds the wrong dtype, shape or values."""
+
+
+# --------------------------------------------------------------------------- models and speakers
+
+
+def default_model_path() -> Path:
+    """$VQAUDIO_MODEL if set, else the model shipped in the package; one clear line when there is none."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    if PRETRAINED_MODEL.exists():
+        return PRETRAINED_MODEL
+    raise VQAudioError(f"no --model given, ${MODEL_ENV} is not set and no default model is shipped "
+                       f"({PRETRAINED_MODEL}); pass --model EXP/model.pt or train one with `vqaudio train`")
+
+
+def load_codec(path: str | os.PathLike | None = None, device: str | torch.device | None = None):
+    """Load the VQ-VAE at `path` (default: `default_model_path()`) on `device` (default: CUDA if present).
+
+    Returns a `vqaudio.models.io.LoadedModel`. Raises ModelFileError for a missing, corrupt or foreign file.
+    """
+    from vqaudio.models.io import load_model
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return load_model(Path(path) if path is not None else default_model_path(), device=device)
+
+
+def speaker_index(loaded, speaker: str) -> int:
+    """Index of speaker id `speaker` in the model; the error lists the speakers it knows."""
+    if speaker in loaded.speakers:
+        return loaded.speakers.index(speaker)
+    known = ", ".join(loaded.speakers) if loaded.speakers else "none"
+    raise VQAudioError(f"unknown speaker '{speaker}'; this model knows {len(loaded.speakers)}: {known}")
+
+
+def _device(loaded) -> torch.device:
+    return next(loaded.model.parameters()).device
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encoder_context(loaded) -> int:
+    """Samples of context the encoder's output frames see on either side (an upper bound), a multiple of hop.
+
+    Each strided conv adds (window - 1) input-rate samples at its input's rate, each residual block
+    (kernel - 1) * dilation at its output's rate; the total bounds the one-sided reach.
+    """
+    enc, hop = loaded.config.encoder, loaded.hop_length
+    reach, rate = 0, 1
+    for stride in enc.strides:
+        reach += (max(enc.kernel_size, stride) - 1) * rate
+        rate *= stride
+        reach += sum((enc.residual_kernel_size - 1) * d * rate for d in enc.dilations)
+    return math.ceil(reach / hop) * hop
+
+
+def encode(loaded, wav: np.ndarray, chunk_seconds: float = 10.0,
+           on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Audio float32 [T] at loaded.sample_rate -> codes int64 [ceil(T / hop)] (zero-padded to whole frames).
+
+    Runs in chunks of `chunk_seconds` with `encoder_context` samples of overlap each side: memory stays
+    bounded for any length and the codes equal one pass over the whole signal.
+    on_progress(frames_done, frames_total) is called after each chunk.
+    """
+    hop, device = loaded.hop_length, _device(loaded)
+    n_frames = max(1, math.ceil(len(wav) / hop))
+    padded = np.zeros(n_frames * hop, np.float32)
+    padded[:len(wav)] = wav
+    chunk = max(1, int(chunk_seconds * loaded.sample_rate) // hop)  # frames
+    ctx = encoder_context(loaded) // hop  # frames
+    codes = np.empty(n_frames, np.int64)
+    with torch.inference_mode():
+        for f0 in range(0, n_frames, chunk):
+            f1 = min(n_frames, f0 + chunk)
+            a, b = max(0, f0 - ctx), min(n_frames, f1 + ctx)
+            x = torch.from_numpy(padded[a * hop:b * hop]).to(device)[None]
+            codes[f0:f1] = loaded.model.encode(x)[0, f0 - a:f1 - a].cpu().numpy()
+            if on_progress is not None:
+                on_progress(f1, n_frames)
+    return codes
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def plan_segments(n_frames: int, segment: int, overlap: int) -> list[tuple[int, int]]:
+    """Split frames [0, n_frames) into segments [start, end): segment i starts `overlap` frames before i*segment
+    (except the first) and ends at (i + 1) * segment (the last at n_frames). Needs segment > overlap."""
+    if n_frames <= segment + overlap:
+        return [(0, n_frames)]
+    n = math.ceil(n_frames / segment)
+    return [(max(0, i * segment - overlap), min(n_frames, (i + 1) * segment)) for i in range(n)]
+
+
+def crossfade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
+    """float32 [length]: linear ramp up over the first `fade_in` samples and down over the last `fade_out`;
+    the ramps of neighbouring segments sum to 1 over their shared samples."""
+    w = np.ones(length, np.float32)
+    if fade_in:
+        w[:fade_in] = (np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in
+    if fade_out:
+        w[length - fade_out:] *= 1.0 - (np.arange(fade_out, dtype=np.float32) + 0.5) / fade_out
+    return w
+
+
+def _segment_cond(loaded, codes: np.ndarray, start: int, end: int, length: int, speaker: int) -> torch.Tensor:
+    """Decoder conditioning [1, L*G, length] for frames [start, end) of `codes`, with real neighbouring frames
+    as context for the (non-causal) conditioning network, padded to `length` frames by repeating the last."""
+    ctx = 4  # frames; >= the reach of the conditioning network (two kernel-3 convolutions)
+    a, b = max(0, start - ctx), min(len(codes), end + ctx)
+    idx = np.concatenate([np.arange(a, b), np.full(max(0, start + length - b), b - 1)])
+    dev = _device(loaded)
+    latent = loaded.model.codes_to_latent(torch.as_tensor(codes[idx], device=dev)[None])
+    cond = loaded.model.decoder.conditioning(latent, torch.tensor([speaker], device=dev))
+    return cond[:, :, start - a:start - a + length]
+
+
+def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature: float = 1.0,
+               seed: int | None = None, method: str = "auto", segment_seconds: float = 1.0,
+               overlap_seconds: float = 0.05, max_columns: int = 32,
+               on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+    """Decode several code sequences (int [N_i] each) with speaker indices -> waveforms float32 [N_i * hop].
+
+    Every utterance is cut into ~`segment_seconds` segments overlapping by `overlap_seconds`; all segments
+    of all utterances are generated as the columns of batches of at most `max_columns` (memory stays
+    bounded), then cross-faded linearly. The same seed gives the same audio for the same inputs.
+    on_progress(samples_done, samples_total) counts generated samples over all columns.
+    """
+    from vqaudio.audio import mu_law_decode
+    from vqaudio.generate import extract_weights, generate
+
+    if temperature < 0:
+        raise VQAudioError(f"temperature must be >= 0 (0 = most likely sample), got {temperature}")
+    hop, sr, wavenet = loaded.hop_length, loaded.sample_rate, loaded.model.decoder
+    overlap = max(1, round(overlap_seconds * sr / hop))
+    segment = max(overlap + 1, round(segment_seconds * sr / hop))
+    jobs = [(u, s, e) for u, c in enumerate(codes) for s, e in plan_segments(len(c), segment, overlap)]
+    length = max(e - s for _, s, e in jobs)  # frames per column
+    outs = [np.zeros(len(c) * hop, np.float32) for c in codes]
+    rng, weights = np.random.default_rng(seed), extract_weights(wavenet)
+    total, done = len(jobs) * length * hop, 0
+    for g in range(0, len(jobs), max_columns):
+        group = jobs[g:g + max_columns]
+        with torch.inference_mode():
+            cond = torch.cat([_segment_cond(loaded, codes[u], s, e, length, speakers[u]) for u, s, e in group])
+        base = done
+        levels = generate(wavenet, cond, length * hop, temperature, rng, method, weights=weights,
+                          on_progress=None if on_progress is None else lambda t, b=base, k=len(group):
+                          on_progress(b + t * k, total))
+        done += len(group) * length * hop
+        wavs = mu_law_decode(levels.cpu(), wavenet.classes).numpy()
+        for (u, s, e), wav in zip(group, wavs, strict=True):
+            fade_in = overlap * hop if s > 0 else 0
+            fade_out = overlap * hop if e < len(codes[u]) else 0
+            n = (e - s) * hop
+            outs[u][s * hop:e * hop] += wav[:n] * crossfade_weights(n, fade_in, fade_out)
+    return outs
+
+
+def decode(loaded, codes: np.ndarray, speaker: str, temperature: float = 1.0, seed: int | None = None,
+           method: str = "auto", on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Codes int [N] -> waveform float32 [N * hop] at loaded.sample_rate in `speaker`'s voice."""
+    codes = check_codes(codes, loaded.config.vq.codebook_size)
+    return synthesize(loaded, [codes], [speaker_index(loaded, speaker)], temperature, seed, method,
+                      on_progress=on_progress)[0]
+
+
+def convert(loaded, wavs: list[np.ndarray], target_speaker: str, temperature: float = 1.0, seed: int | None = None,
+            method: str = "auto", on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+    """Voice conversion: audio float32 [T_i] each -> the same content in `target_speaker`'s voice, [T_i] each.
+
+    Encodes every input, then decodes all of them in one batch (their segments share the generator's loop).
+    """
+    index = speaker_index(loaded, target_speaker)
+    codes = [encode(loaded, w) for w in wavs]
+    outs = synthesize(loaded, codes, [index] * len(codes), temperature, seed, method, on_progress=on_progress)
+    return [o[:len(w)] for o, w in zip(outs, wavs, strict=True)]
+
+
+# --------------------------------------------------------------------------- codes files
+
+
+def check_codes(codes: np.ndarray, codebook_size: int, where: str = "codes") -> np.ndarray:
+    """Validate a code sequence: 1-D, integer dtype, non-empty, values in [0, K). Returns it as int64 [N]."""
+    codes = np.asarray(codes)
+    if not np.issubdtype(codes.dtype, np.integer):
+        raise CodesError(f"{where}: codes must be integers, got dtype {codes.dtype}")
+    if codes.ndim != 1:
+        raise CodesError(f"{where}: codes must be a 1-D array [N], got shape {list(codes.shape)}")
+    if codes.size == 0:
+        raise CodesError(f"{where}: holds no codes")
+    low, high = int(codes.min()), int(codes.max())
+    if low < 0 or high >= codebook_size:
+        raise CodesError(f"{where}: codes must lie in [0, {codebook_size}) for this model, found {low}..{high}")
+    return codes.astype(np.int64)
+
+
+def load_codes(path: str | os.PathLike, codebook_size: int) -> np.ndarray:
+    """Read a codes file (.npy, integer [N]) without unpickling; validate it. Returns int64 [N]."""
+    p = Path(path)
+    if not p.is_file():
+        raise CodesError(f"{p}: no such file" if not p.exists() else f"{p}: is not a file")
+    try:
+        codes = np.load(p, allow_pickle=False)
+    except Exception as e:  # ValueError (pickled / bad header), OSError, EOFError, UnicodeDecodeError...
+        raise CodesError(f"{p}: not a codes file (.npy array): {str(e).splitlines()[0] if str(e) else e!r}") from None
+    if not isinstance(codes, np.ndarray):
+        raise CodesError(f"{p}: holds several arrays (.npz); expected one .npy array of codes")
+    return check_codes(codes, codebook_size, str(p))
+
+
+def save_codes(path: str | os.PathLike, codes: np.ndarray) -> None:
+    """Write codes atomically as a .npy int16 [N] array (numpy.save)."""
+    from vqaudio.fileio import atomic_path
+
+    if codes.size and int(np.max(codes)) > np.iinfo(CODES_DTYPE).max:
+        raise CodesError(f"codes up to {int(np.max(codes))} do not fit the int16 codes file")
+    with atomic_path(path, suffix=".npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(codes).astype(CODES_DTYPE))
