@@ -303,20 +303,24 @@ class _Run:
                 skipped = self.train_step(model, meter, skipped)
                 self.after_step(meter, valid_batches, elapsed(), on_step)
                 bar.update(task_id, completed=self.step, info=_info(self.last_train))
+        if meter.steps:  # the steps since the last record
+            self.log_train(meter, elapsed())
         if self.env.main and valid_batches and self.last_valid.get("step") != self.step:
             self.last_valid = {"kind": "valid", "step": self.step, **self.validate(valid_batches)}
             self.log(self.last_valid)
         self.save(elapsed())
         return reason
 
+    def log_train(self, meter: _Meter, elapsed: float) -> dict[str, Any]:
+        record = {"kind": "train", "step": self.step, **meter.record(), **self.task.status(), "elapsed_s": elapsed}
+        self.last_train = record
+        self.log(record)
+        return record
+
     def after_step(self, meter: _Meter, valid_batches: list[Any], elapsed: float,
                    on_step: Callable[[int, dict], None] | None) -> None:
         cfg, step = self.cfg, self.step
-        record: dict[str, Any] = {}
-        if step % cfg.log_every == 0 and meter.steps:
-            record = {"kind": "train", "step": step, **meter.record(), **self.task.status(), "elapsed_s": elapsed}
-            self.last_train = record
-            self.log(record)
+        record = self.log_train(meter, elapsed) if step % cfg.log_every == 0 and meter.steps else {}
         if valid_batches and step % cfg.valid_every == 0:
             self.last_valid = {"kind": "valid", "step": step, **self.validate(valid_batches)}
             self.log(self.last_valid)

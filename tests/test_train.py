@@ -1,0 +1,184 @@
+"""The training loop: learning, exact resume, checkpoints, refusals, and `vqaudio train` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from vqaudio import checkpoint as ckpt
+from vqaudio.cli import app
+from vqaudio.config import load_config
+from vqaudio.data.kaldi import DataDir
+from vqaudio.errors import ConfigError, ModelFileError
+from vqaudio.models.io import load_model
+from vqaudio.train import lr_at, train_vqvae
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers.train_fixtures import make_data_root, quick_config  # noqa: E402
+
+LOSS_KEYS = ("loss", "nll", "vq_loss", "commitment", "perplexity", "grad_norm", "lr", "codes_used")
+
+
+class Crash(Exception):
+    """Stands in for the process dying between checkpoints."""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_data_root(tmp_path_factory.mktemp("train") / "data")
+
+
+def records(exp: Path, kind: str = "train") -> list[dict]:
+    lines = (exp / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def losses(exp: Path) -> list[tuple]:
+    return [(r["step"], *(r[k] for k in LOSS_KEYS)) for r in records(exp)]
+
+
+def test_lr_warms_up_then_decays_to_lr_min():
+    cfg = load_config("quick", ["train.lr=1e-3", "train.lr_min=1e-5", "train.warmup_steps=10", "train.max_steps=110"])
+    lrs = [lr_at(s, cfg.train) for s in range(111)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:10], strict=False))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert lrs[60] == pytest.approx((1e-3 + 1e-5) / 2) and lrs[110] == pytest.approx(1e-5)
+
+
+def test_training_drives_the_loss_down(tmp_path):
+    """One speaker, one periodic utterance: the decoder learns to predict it well within 120 steps (~3 s)."""
+    t = np.arange(8000) / 16000
+    wav = 0.5 * np.sin(2 * np.pi * 250 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    sf.write(tmp_path / "a.wav", wav.astype(np.float32), 16000)
+    DataDir(tmp_path / "d", {"s1_001": str(tmp_path / "a.wav")}, {"s1_001": "s1"}).save()
+    cfg = quick_config("train.max_steps=120", "train.lr=3e-2", "train.warmup_steps=10", "train.log_every=20")
+    result = train_vqvae(tmp_path / "d", tmp_path / "exp", cfg, show_progress=False)
+    nll = [r["nll"] for r in records(tmp_path / "exp")]
+    assert nll[0] > 4.5  # ln 256 = 5.55 at the start
+    assert result.train["nll"] < 2.5 and result.valid["nll"] < 2.5, nll
+
+
+def test_resume_after_a_crash_continues_the_same_run(tmp_path, data):
+    cfg = quick_config("train.max_steps=8", "train.checkpoint_every=4")
+    whole = train_vqvae(data, tmp_path / "whole", cfg, show_progress=False)
+
+    def crash(step: int, record: dict) -> None:
+        if step == 6:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_vqvae(data, tmp_path / "split", cfg, on_step=crash, show_progress=False)
+    assert [r["step"] for r in records(tmp_path / "split")][-1] == 6
+    resumed = train_vqvae(data, tmp_path / "split", cfg, show_progress=False)
+    assert resumed.resumed_from == 4 and resumed.step == whole.step == 8
+    assert losses(tmp_path / "split") == losses(tmp_path / "whole")  # steps 5, 6 were dropped and redone
+    assert records(tmp_path / "split", "valid") == records(tmp_path / "whole", "valid")
+    a, b = torch.load(whole.checkpoint, weights_only=True), torch.load(resumed.checkpoint, weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(tmp_path, data):
+    cfg = quick_config("train.max_steps=6", "train.checkpoint_every=100")
+    train_vqvae(data, tmp_path / "whole", cfg, show_progress=False)
+
+    def interrupt(step: int, record: dict) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; the loop finishes the step and saves
+
+    first = train_vqvae(data, tmp_path / "split", cfg, on_step=interrupt, show_progress=False)
+    assert (first.stop_reason, first.step) == ("interrupted", 3)
+    assert ckpt.latest_checkpoint(tmp_path / "split").name == "step_0000003.pt"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    second = train_vqvae(data, tmp_path / "split", cfg, show_progress=False)
+    assert (second.stop_reason, second.resumed_from, second.step) == ("max_steps", 3, 6)
+    assert losses(tmp_path / "split") == losses(tmp_path / "whole")
+
+
+def test_checkpoints_rotate_and_model_is_exported(tmp_path, data):
+    cfg = quick_config("train.max_steps=7", "train.checkpoint_every=2", "train.keep_checkpoints=2")
+    result = train_vqvae(data, tmp_path / "exp", cfg, show_progress=False)
+    names = sorted(p.name for p in (tmp_path / "exp" / "checkpoints").iterdir())
+    assert names == ["step_0000006.pt", "step_0000007.pt"]
+    loaded = load_model(tmp_path / "exp" / "model.pt")
+    assert loaded.speakers == ["p225", "p226"] and loaded.speaker_info["p226"] == "F  test speaker p226"
+    assert loaded.extra["step"] == 7 and loaded.config == cfg.model
+    state = ckpt.load_checkpoint(result.checkpoint)["model"]
+    assert all(torch.equal(state[k], v) for k, v in loaded.model.state_dict().items())
+    again = train_vqvae(data, tmp_path / "exp", cfg, show_progress=False)  # finished: nothing more to do
+    assert again.step == 7 and len(records(tmp_path / "exp")) == 7
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, data, monkeypatch):
+    cfg = quick_config("train.max_steps=4", "train.checkpoint_every=2")
+
+    def failing_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    def fail_at_4(step: int, record: dict) -> None:
+        if step == 3:
+            monkeypatch.setattr(torch, "save", failing_save)
+
+    with pytest.raises(OSError, match="disk full"):
+        train_vqvae(data, tmp_path / "exp", cfg, on_step=fail_at_4, show_progress=False)
+    monkeypatch.undo()
+    files = sorted(p.name for p in (tmp_path / "exp" / "checkpoints").iterdir())
+    assert files == ["step_0000002.pt"]  # no temporary left behind, the previous checkpoint untouched
+    assert ckpt.load_checkpoint(tmp_path / "exp" / "checkpoints" / files[0])["step"] == 2
+
+
+class Marker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_tampered_checkpoint_is_refused(tmp_path, data):
+    cfg = quick_config("train.max_steps=2")
+    result = train_vqvae(data, tmp_path / "exp", cfg, show_progress=False)
+    state = torch.load(result.checkpoint, weights_only=True)
+    state["rng"] = Marker(str(tmp_path / "pwned"))
+    result.checkpoint.write_bytes(pickle.dumps(state, protocol=2))
+    with pytest.raises(ModelFileError, match="step_0000002.pt: holds pickled Python objects"):
+        train_vqvae(data, tmp_path / "exp", quick_config("train.max_steps=4"), show_progress=False)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_resume_with_another_config_is_refused_unless_forced(tmp_path, data):
+    train_vqvae(data, tmp_path / "exp", quick_config("train.max_steps=2"), show_progress=False)
+    changed = quick_config("train.max_steps=3", "train.lr=1e-2", "model.vq.beta=0.5")
+    with pytest.raises(ConfigError, match=r"model.vq.beta \(0.25 -> 0.5\), train.lr \(0.002 -> 0.01\)"):
+        train_vqvae(data, tmp_path / "exp", changed, show_progress=False)
+    longer = train_vqvae(data, tmp_path / "exp", quick_config("train.max_steps=3"), show_progress=False)
+    assert (longer.resumed_from, longer.step) == (2, 3)  # max_steps may change
+    forced = train_vqvae(data, tmp_path / "exp", quick_config("train.max_steps=4", "train.lr=1e-2"), force=True,
+                         show_progress=False)
+    assert forced.step == 4 and "lr: 0.01" in (tmp_path / "exp" / "config.yaml").read_text()
+
+
+def test_cli_train_and_bad_data_dir(tmp_path, data):
+    runner = CliRunner()
+    args = ["train", str(data), str(tmp_path / "exp"), "--config", "quick", "--set", "train.threads=1",
+            "--set", "train.segment_samples=512", "--set", "train.batch_size=2", "--max-steps", "3", "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "step 3 (max_steps)" in result.output and (tmp_path / "exp" / "model.pt").exists()
+    assert (tmp_path / "exp" / "config.yaml").exists() and [r["step"] for r in records(tmp_path / "exp")] == [3]
+    bad = runner.invoke(app, ["train", str(tmp_path / "nowhere"), str(tmp_path / "exp2"), "--config", "quick"])
+    assert bad.exit_code == 1
+    assert bad.output.strip().splitlines() == [f"error: {tmp_path / 'nowhere'}: no such data directory"]
+    unknown = runner.invoke(app, ["train", str(data), str(tmp_path / "exp3"), "--set", "train.nope=1"])
+    assert unknown.exit_code == 1 and "unknown key" in unknown.output
