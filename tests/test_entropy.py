@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 
@@ -39,7 +42,7 @@ class ReplayPrior:
     def __init__(self, logits: np.ndarray) -> None:
         self.logits = logits.astype(np.float32)
 
-    def stepper(self, speaker: int | None) -> _ReplayStepper:
+    def stepper(self, speaker: int | None, backend: str = "numba") -> _ReplayStepper:
         return _ReplayStepper(self.logits)
 
 
@@ -135,6 +138,11 @@ def test_vqc_round_trip(tmp_path) -> None:
     assert (tmp_path / "y.vqc").read_bytes() == data
 
 
+def _recrc(d: bytes) -> bytes:
+    body = d[:-4]
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [
@@ -144,6 +152,7 @@ def test_vqc_round_trip(tmp_path) -> None:
         (lambda d: d + b"\x00", "trailing"),
         (lambda d: d[:-8] + bytes([d[-8] ^ 0x10]) + d[-7:], "checksum"),
         (lambda d: d[:4] + b"\x07" + d[5:], "version 7"),
+        (lambda d: _recrc(d[:5] + b"\x09" + d[6:]), "unknown prior backend 9"),
     ],
 )
 def test_corrupt_vqc_refused(tmp_path, mutate, message) -> None:

@@ -75,12 +75,12 @@ def test_speaker_changes_predictions() -> None:
     assert not torch.allclose(prior(codes, torch.tensor([0])), prior(codes, torch.tensor([1])))
 
 
-@pytest.mark.parametrize("speaker", [1, None])
-def test_stepper_matches_full_forward(speaker) -> None:
+@pytest.mark.parametrize("speaker, backend", [(1, "eager"), (None, "eager"), (1, "numba"), (None, "numba")])
+def test_stepper_matches_full_forward(speaker, backend) -> None:
     prior = tiny_prior()
-    codes = torch.randint(0, K, (40,))
+    codes = torch.randint(0, K, (1100 if backend == "numba" else 200,))  # numba: past its first buffer (1024)
     full = prior(codes[None], None if speaker is None else torch.tensor([speaker]))[0].T  # [N, K]
-    stepper = prior.stepper(speaker)
+    stepper = prior.stepper(speaker, backend)
     stepped = []
     for c in codes.tolist():
         stepped.append(stepper.next_logits())
@@ -158,6 +158,8 @@ def test_real_codes_round_trip_and_size(tmp_path) -> None:
     prior = tiny_prior(2)
     payload = compress_codes(prior, codes, 1)
     assert np.array_equal(decompress_codes(prior, payload, len(codes), 1), codes)
+    eager = compress_codes(prior, codes[:300], 1, backend="eager")
+    assert np.array_equal(decompress_codes(prior, eager, 300, 1, backend="eager"), codes[:300])
     with torch.no_grad():
         logits = prior(torch.from_numpy(codes)[None], torch.tensor([1]))[0].T.numpy()
     ideal = ideal_bits(logits, codes) / 8

@@ -12,7 +12,8 @@ least 1 so that every code stays codable.
 
 Bit-exactness: encoder and decoder must build the *same* integer frequency tables. Both
 run the prior step by step through the one cached path (`LatentPrior.stepper`), batch 1,
-and quantise the float32 logits with `quantise_logits` (numpy float64, one row at a time).
+with the same backend (numba by default; the header records it), and quantise the float32
+logits with `quantise_logits` (numpy float64, one row at a time).
 On one machine with one torch build this is deterministic. Across machines (another CPU
 instruction set, GPU vs CPU, another torch or numpy version, or another thread count) the
 logits may differ in the last bits and decoding may diverge; the header holds a CRC32 of
@@ -20,7 +21,8 @@ the codes, so such a divergence is reported as an error rather than returned as 
 
 `.vqc` layout (little endian):
 
-    magic b"VQC1" | version u8 | K u32 | n_codes u32 | speaker i32 (-1: none) | codes_crc32 u32
+    magic b"VQC1" | version u8 | stepper backend u8 (0 eager, 1 numba) | K u32 | n_codes u32
+    | speaker i32 (-1: none) | codes_crc32 u32
     | len u8 + model identity (UTF-8) | len u8 + prior identity (UTF-8)
     | payload_len u32 | payload | crc32 u32 of every byte before it
 """
@@ -41,6 +43,7 @@ from vqaudio.errors import VQAudioError
 from vqaudio.fileio import atomic_write_bytes
 
 MAGIC = b"VQC1"
+BACKENDS = ("eager", "numba")  # how the prior is stepped; index stored in the header
 VERSION = 1
 FREQ_BITS = 24  # frequency tables sum to at most 2**24; must stay <= PRECISION - 2
 PRECISION = 32
@@ -62,7 +65,7 @@ class Stepper(Protocol):
 
 
 class SteppablePrior(Protocol):
-    def stepper(self, speaker: int | None) -> Stepper: ...
+    def stepper(self, speaker: int | None, backend: str = "numba") -> Stepper: ...
 
 
 # --------------------------------------------------------------------------- frequency tables
@@ -190,18 +193,20 @@ class ArithmeticDecoder:
 # --------------------------------------------------------------------------- codes under the prior
 
 
-def compress_codes(prior: SteppablePrior, codes: Iterable[int] | np.ndarray, speaker: int | None) -> bytes:
+def compress_codes(prior: SteppablePrior, codes: Iterable[int] | np.ndarray, speaker: int | None,
+                   backend: str = "numba") -> bytes:
     """Arithmetic-code a code sequence under the prior's step-by-step predictions.
 
     Args:
         prior: a `LatentPrior` (anything with `stepper(speaker)`), in eval mode.
         codes: [N] code indices in [0, K).
         speaker: speaker index for a speaker-conditioned prior, else None.
+        backend: how the prior is stepped ("numba" or "eager"); the decoder must use the same.
 
     Returns:
         The payload (about sum_t -log2 p(code_t | codes_<t) bits, plus at most ~2 bytes).
     """
-    stepper = prior.stepper(speaker)
+    stepper = prior.stepper(speaker, backend)
     encoder = ArithmeticEncoder()
     for code in np.asarray(codes, dtype=np.int64).reshape(-1).tolist():
         cum = quantise_logits(stepper.next_logits())
@@ -212,9 +217,10 @@ def compress_codes(prior: SteppablePrior, codes: Iterable[int] | np.ndarray, spe
     return encoder.finish()
 
 
-def decompress_codes(prior: SteppablePrior, data: bytes, n_codes: int, speaker: int | None) -> np.ndarray:
-    """Invert `compress_codes`: returns int64 [n_codes]. The prior must be the encoder's."""
-    stepper = prior.stepper(speaker)
+def decompress_codes(prior: SteppablePrior, data: bytes, n_codes: int, speaker: int | None,
+                     backend: str = "numba") -> np.ndarray:
+    """Invert `compress_codes`: returns int64 [n_codes]. The prior and backend must be the encoder's."""
+    stepper = prior.stepper(speaker, backend)
     decoder = ArithmeticDecoder(data)
     codes = np.empty(n_codes, dtype=np.int64)
     for t in range(n_codes):
@@ -254,9 +260,10 @@ class VQCHeader:
     n_codes: int  # N
     speaker: int  # speaker index in the VQ-VAE's speaker list; -1 when none
     codes_crc32: int  # CRC32 of the codes (codes_crc32)
+    backend: str = "numba"  # how the prior was stepped (one of BACKENDS)
 
 
-_FIXED = struct.Struct("<4sBIIiI")
+_FIXED = struct.Struct("<4sBBIIiI")
 
 
 def pack_vqc(header: VQCHeader, payload: bytes) -> bytes:
@@ -267,8 +274,9 @@ def pack_vqc(header: VQCHeader, payload: bytes) -> bytes:
         if len(raw) > 255:
             raise ValueError("identity longer than 255 bytes")
         ids += bytes([len(raw)]) + raw
-    body = (_FIXED.pack(MAGIC, VERSION, header.codebook_size, header.n_codes, header.speaker, header.codes_crc32)
-            + ids + struct.pack("<I", len(payload)) + payload)
+    fixed = _FIXED.pack(MAGIC, VERSION, BACKENDS.index(header.backend), header.codebook_size, header.n_codes,
+                        header.speaker, header.codes_crc32)
+    body = fixed + ids + struct.pack("<I", len(payload)) + payload
     return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
@@ -278,7 +286,7 @@ def unpack_vqc(data: bytes, source: str = "<bytes>") -> tuple[VQCHeader, bytes]:
         raise VQCError(f"{source}: not a .vqc file (bad magic)")
     if len(data) < _FIXED.size + 2 + 4 + 4:
         raise VQCError(f"{source}: truncated .vqc file ({len(data)} bytes)")
-    _, version, k, n, speaker, crc_codes = _FIXED.unpack_from(data, 0)
+    _, version, backend, k, n, speaker, crc_codes = _FIXED.unpack_from(data, 0)
     if version != VERSION:
         raise VQCError(f"{source}: .vqc version {version} is not supported (this vqaudio reads {VERSION})")
     pos, ids = _FIXED.size, []
@@ -296,7 +304,9 @@ def unpack_vqc(data: bytes, source: str = "<bytes>") -> tuple[VQCHeader, bytes]:
     (crc,) = struct.unpack_from("<I", data, end)
     if crc != zlib.crc32(data[:end]) & 0xFFFFFFFF:
         raise VQCError(f"{source}: corrupt .vqc file (checksum mismatch)")
-    return VQCHeader(ids[0], ids[1], k, n, speaker, crc_codes), data[pos + 4:end]
+    if backend >= len(BACKENDS):
+        raise VQCError(f"{source}: unknown prior backend {backend} in .vqc header")
+    return VQCHeader(ids[0], ids[1], k, n, speaker, crc_codes, BACKENDS[backend]), data[pos + 4:end]
 
 
 def write_vqc(path: str | os.PathLike, header: VQCHeader, payload: bytes) -> None:
@@ -321,12 +331,12 @@ def check_identities(header: VQCHeader, model_identity: str, prior_identity: str
 
 
 def encode_vqc(prior: SteppablePrior, codes: np.ndarray, speaker: int | None, codebook_size: int,
-               model_identity: str, prior_identity: str) -> bytes:
+               model_identity: str, prior_identity: str, backend: str = "numba") -> bytes:
     """Codes [N] -> the bytes of a `.vqc` file (header + arithmetic-coded payload + CRC32)."""
     codes = np.asarray(codes, dtype=np.int64).reshape(-1)
-    payload = compress_codes(prior, codes, speaker)
+    payload = compress_codes(prior, codes, speaker, backend)
     header = VQCHeader(model_identity, prior_identity, codebook_size, len(codes),
-                       -1 if speaker is None else int(speaker), codes_crc32(codes))
+                       -1 if speaker is None else int(speaker), codes_crc32(codes), backend)
     return pack_vqc(header, payload)
 
 
@@ -343,7 +353,7 @@ def decode_vqc(prior: SteppablePrior, data: bytes, codebook_size: int, model_ide
     if header.codebook_size != codebook_size:
         raise VQCError(f"{source}: codebook size {header.codebook_size} differs from the model's {codebook_size}")
     speaker = None if header.speaker < 0 else header.speaker
-    codes = decompress_codes(prior, payload, header.n_codes, speaker)
+    codes = decompress_codes(prior, payload, header.n_codes, speaker, header.backend)
     if codes_crc32(codes) != header.codes_crc32:
         raise VQCError(f"{source}: decoded codes fail their checksum (the prior's probabilities differ on this "
                        "machine from the encoder's, or the file is corrupt)")
@@ -351,7 +361,7 @@ def decode_vqc(prior: SteppablePrior, data: bytes, codebook_size: int, model_ide
 
 
 def save_compressed(path: str | os.PathLike, loaded_prior, codes: np.ndarray, speaker: int | None,
-                    model_identity: str) -> int:
+                    model_identity: str, backend: str = "numba") -> int:
     """`vqaudio encode --compress`: write codes [N] of the VQ-VAE `model_identity` as a `.vqc` file.
 
     `loaded_prior`: a `vqaudio.prior.LoadedPrior` trained on that VQ-VAE's codes. `speaker`: the speaker
@@ -361,7 +371,7 @@ def save_compressed(path: str | os.PathLike, loaded_prior, codes: np.ndarray, sp
         raise VQCError(f"the prior was trained for VQ-VAE {loaded_prior.model_identity}, not this model "
                        f"({model_identity})")
     data = encode_vqc(loaded_prior.prior, codes, speaker, loaded_prior.codebook_size, model_identity,
-                      loaded_prior.identity)
+                      loaded_prior.identity, backend)
     atomic_write_bytes(path, data)
     return len(data)
 
