@@ -180,5 +180,5 @@ def test_cli_train_and_bad_data_dir(tmp_path, data):
     bad = runner.invoke(app, ["train", str(tmp_path / "nowhere"), str(tmp_path / "exp2"), "--config", "quick"])
     assert bad.exit_code == 1
     assert bad.output.strip().splitlines() == [f"error: {tmp_path / 'nowhere'}: no such data directory"]
-    unknown = runner.invoke(app, ["train", str(data), str(tmp_path / "exp3"), "--set", "train.nope=1"])
+    unknown = runner.invoke(app, ["train", str(data), str(tmp_path / "exp3"), "-c", "quick", "--set", "train.nope=1"])
     assert unknown.exit_code == 1 and "unknown key" in unknown.output
