@@ -64,3 +64,11 @@ def test_abx_is_deterministic_and_works_at_a_lower_frame_rate():
     slow = {u: f[::4] for u, f in feats.items()}  # 25 Hz frames: tokens may hold one frame or none
     low = abx.abx_error(slow, 25.0, labels, utt2spk, max_triplets=100)
     assert low.within < 0.3
+
+
+def test_constant_features_are_all_ties():
+    """A model that emits one code everywhere: every triplet is a tie, 50% exactly."""
+    labels, utt2spk = corpus()
+    const = {u: np.tile(np.array([0.3, -1.2, 0.7]), (len(lab), 1)) for u, lab in labels.items()}
+    res = abx.abx_error(const, 100.0, labels, utt2spk, max_triplets=100)
+    assert res.within == 0.5 and res.across == 0.5

@@ -32,3 +32,36 @@ def probe(
         png = out.with_suffix(".confusion.png")
         plots.confusion_matrix(png, first.majority.confusion, f"Phone confusion, code→phone probe ({first.split})")
         typer.echo(f"wrote {out} and {png}")
+
+
+@command(app, "evaluate")
+def evaluate(
+    data_dir: Path = typer.Argument(..., help="Data folder with train and test splits (test_unseen optional)."),
+    model: Path = typer.Option(..., "--model", "-m", help="VQ-VAE model file (model.pt)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: eval/ beside the model)."),
+    max_utts: int = typer.Option(10, "--max-utts", help="Test utterances to reconstruct and convert."),
+    targets: str = typer.Option("", "--targets", help="Conversion targets, e.g. p225,p226 (default: spread)."),
+    n_targets: int = typer.Option(2, "--n-targets", help="Number of targets when --targets is not given."),
+    train_per_speaker: int = typer.Option(10, "--train-per-speaker",
+                                          help="Train utterances per speaker for the probe and speaker id."),
+    abx_utts: int = typer.Option(60, "--abx-utts", help="Test utterances for ABX and the probe."),
+    abx_triplets: int = typer.Option(1000, "--abx-triplets", help="ABX triplets per condition."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Decoder sampling temperature."),
+    seed: int = typer.Option(0, "--seed", help="Seed of decoding and of every subsample."),
+    prior: Path = typer.Option(None, "--prior", help="Latent prior file, for the entropy-coded bitrate."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run Codec2/Opus when installed."),
+    plots: int = typer.Option(2, "--plots", help="Utterances with spectrograms and audio samples written."),
+) -> None:
+    """Codec quality, voice conversion, phoneme probe and ABX: results.json, results.md and plots."""
+    from vqaudio.evaluate.report import evaluation_tables, print_tables
+    from vqaudio.evaluate.run import EvaluateOptions, run_evaluate
+
+    opts = EvaluateOptions(
+        max_utts=max_utts, targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
+        train_per_speaker=train_per_speaker, abx_utts=abx_utts, abx_triplets=abx_triplets, temperature=temperature,
+        seed=seed, prior=str(prior) if prior else None, baselines=baselines, plots=plots,
+    )
+    out_dir = out if out is not None else model.parent / "eval"
+    results = run_evaluate(data_dir, model, out_dir, opts)
+    print_tables(evaluation_tables(results))
+    typer.echo(f"wrote {out_dir}/results.json, results.md and {len(results['figures'])} figures and samples")

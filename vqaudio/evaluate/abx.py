@@ -21,6 +21,8 @@ import numpy as np
 from vqaudio.evaluate.metrics import dtw_distance
 from vqaudio.phones import FRAME_SHIFT, SILENCE, SPOKEN_NOISE
 
+TIE = 1e-6  # distances closer than this are a tie (identical frames give arccos(1 - rounding) ~ 1e-8)
+
 
 @dataclass(frozen=True)
 class Token:
@@ -111,7 +113,7 @@ def _error(tokens: list[Token], triplets: list[tuple[int, int, int]], frames: di
     for a, b, x in triplets:
         dax = dtw_distance(angular_distance(frames[a], frames[x]))
         dbx = dtw_distance(angular_distance(frames[b], frames[x]))
-        err = 1.0 if dbx < dax else 0.5 if dbx == dax else 0.0
+        err = 0.5 if abs(dbx - dax) <= TIE else 1.0 if dbx < dax else 0.0
         per_pair[(tokens[a].centre, tokens[b].centre)].append(err)
     return float(np.mean([np.mean(v) for v in per_pair.values()])) if per_pair else float("nan")
 

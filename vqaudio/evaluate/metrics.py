@@ -176,7 +176,7 @@ def codebook_usage(codes: np.ndarray, codebook_size: int) -> CodebookUsage:
         raise ValueError(f"codes outside [0, {codebook_size})")
     counts = np.bincount(flat, minlength=codebook_size)
     p = counts[counts > 0] / max(flat.size, 1)
-    entropy = float(-(p * np.log(p)).sum()) if flat.size else 0.0
+    entropy = max(0.0, float(-(p * np.log(p)).sum())) if flat.size else 0.0
     return CodebookUsage(
         codebook_size=codebook_size, frames=int(flat.size), used=int((counts > 0).sum()),
         fraction_used=float((counts > 0).sum() / codebook_size), perplexity=math.exp(entropy),

@@ -24,13 +24,17 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
 
 
 def spectrograms(path: str | os.PathLike, waves: dict[str, np.ndarray], sample_rate: int, title: str = "") -> None:
-    """One log-mel spectrogram panel per named waveform [T] (e.g. source, reconstruction, conversions)."""
+    """One log-mel spectrogram panel per named waveform [T] (e.g. source, reconstruction, conversions).
+
+    All panels share one dB scale (the loudest panel's peak down 80 dB), so level differences show.
+    """
     from vqaudio.evaluate.metrics import log_mel
 
+    mels = {name: 10 / np.log(10) * log_mel(wav, sample_rate, n_mels=80).T for name, wav in waves.items()}
+    top = max(float(m.max()) for m in mels.values())
     fig, axes = plt.subplots(len(waves), 1, figsize=(9, 1.9 * len(waves) + 0.4), squeeze=False, sharex=True)
-    for ax, (name, wav) in zip(axes[:, 0], waves.items(), strict=True):
-        mel_db = 10 / np.log(10) * log_mel(wav, sample_rate, n_mels=80).T
-        ax.imshow(mel_db, origin="lower", aspect="auto", cmap="magma", vmin=mel_db.max() - 80, vmax=mel_db.max(),
+    for ax, (name, mel_db) in zip(axes[:, 0], mels.items(), strict=True):
+        ax.imshow(mel_db, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
                   extent=(0, mel_db.shape[1] * 0.01, 0, 80))
         ax.set_ylabel("mel band")
         ax.set_title(name, fontsize=9, loc="left")
@@ -71,3 +75,38 @@ def confusion_matrix(path: str | os.PathLike, confusion: list[list[int]] | np.nd
     ax.set_title(title or "Phone confusion (row-normalised)", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     _save(fig, path)
+
+
+def write_evaluation_figures(out_dir: str | os.PathLike, results: dict, sources: dict[str, np.ndarray],
+                             recon: dict[str, np.ndarray], convs: dict[tuple[str, str], np.ndarray],
+                             sample_rate: int) -> list[str]:
+    """The figures and audio samples of `vqaudio evaluate`; returns their paths relative to `out_dir`.
+
+    plots/code_usage.png, plots/probe_confusion.png (first evaluation split), and per utterance of
+    `sources`: plots/spectrogram_<utt>.png (source / reconstruction / conversions) and samples/<utt>_*.wav.
+    """
+    from pathlib import Path
+
+    from vqaudio.audio import save_audio
+    from vqaudio.evaluate.report import to_plain
+
+    out, written = Path(out_dir), []
+    plain = to_plain({"codec": results.get("codec"), "probe": results.get("probe")})
+    if plain["codec"]:
+        code_usage(out / "plots/code_usage.png", plain["codec"]["usage"]["counts"], "Code usage on test")
+        written.append("plots/code_usage.png")
+    splits = (plain["probe"] or {}).get("splits")
+    if splits:
+        confusion_matrix(out / "plots/probe_confusion.png", splits[0]["majority"]["confusion"],
+                         f"Code→phone probe on {splits[0]['split']} (row-normalised)")
+        written.append("plots/probe_confusion.png")
+    for utt, wav in sources.items():
+        waves = {"source": wav, "reconstruction": recon[utt]}
+        waves.update({f"converted to {t}": w for (u, t), w in convs.items() if u == utt})
+        spectrograms(out / f"plots/spectrogram_{utt}.png", waves, sample_rate, title=utt)
+        written.append(f"plots/spectrogram_{utt}.png")
+        for name, w in waves.items():
+            rel = f"samples/{utt}_{name.replace('converted ', '').replace(' ', '_')}.wav"
+            save_audio(out / rel, w, sample_rate)
+            written.append(rel)
+    return written
