@@ -250,3 +250,80 @@ def save_codes(path: str | os.PathLike, codes: np.ndarray) -> None:
     with atomic_path(path, suffix=".npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(codes).astype(CODES_DTYPE))
+
+
+# --------------------------------------------------------------------------- files (what the commands call)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+ProgressFn = Callable[[int, int], None]
+
+
+def encode_file(input_path: Path, output_path: Path, model: Path | None = None,
+                on_progress: ProgressFn | None = None) -> np.ndarray:
+    """Audio file -> codes file (.npy int16 [N]); returns the codes."""
+    from vqaudio.audio import load_audio
+    from vqaudio.fileio import refuse_same_path
+
+    refuse_same_path([Path(input_path)], Path(output_path))
+    loaded = load_codec(model)
+    wav = load_audio(input_path, loaded.sample_rate, min_samples=loaded.hop_length)
+    codes = encode(loaded, wav, on_progress=on_progress)
+    save_codes(output_path, codes)
+    return codes
+
+
+def decode_file(codes_path: Path, output_path: Path, speaker: str, model: Path | None = None,
+                temperature: float = 1.0, seed: int | None = None, on_progress: ProgressFn | None = None) -> np.ndarray:
+    """Codes file -> audio file in `speaker`'s voice; returns the waveform float32 [N * hop]."""
+    from vqaudio.audio import save_audio
+    from vqaudio.fileio import refuse_same_path
+
+    refuse_same_path([Path(codes_path)], Path(output_path))
+    loaded = load_codec(model)
+    codes = load_codes(codes_path, loaded.config.vq.codebook_size)
+    wav = decode(loaded, codes, speaker, temperature, seed, on_progress=on_progress)
+    save_audio(output_path, wav, loaded.sample_rate)
+    return wav
+
+
+def conversion_paths(paths: list[Path], out_dir: Path | None) -> tuple[list[Path], list[Path]]:
+    """Inputs and outputs of `vqaudio convert`: `IN OUT` without out_dir; else files and folders of audio
+    (.wav .flac .ogg), each written as out_dir/<stem>.wav. Refuses clashes and outputs equal to inputs."""
+    from vqaudio.fileio import refuse_same_path
+
+    paths = [Path(p) for p in paths]
+    if out_dir is None:
+        if len(paths) != 2:
+            raise VQAudioError(f"convert takes IN OUT, or inputs with --out-dir DIR; got {len(paths)} paths "
+                               "and no --out-dir")
+        inputs, outputs = paths[:1], paths[1:]
+    else:
+        inputs = []
+        for p in paths:
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES) if p.is_dir() else [p]
+            if p.is_dir() and not found:
+                raise VQAudioError(f"{p}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            inputs.extend(found)
+        outputs = [Path(out_dir) / f"{p.stem}.wav" for p in inputs]
+        clash = {o for o in outputs if outputs.count(o) > 1}
+        if clash:
+            raise VQAudioError(f"several inputs would be written to {sorted(clash)[0]}; rename them or convert apart")
+    for out in outputs:
+        refuse_same_path(inputs, out)
+    return inputs, outputs
+
+
+def convert_files(inputs: list[Path], outputs: list[Path], target_speaker: str, model: Path | None = None,
+                  temperature: float = 1.0, seed: int | None = None,
+                  on_progress: ProgressFn | None = None) -> list[np.ndarray]:
+    """Convert audio files to `target_speaker`'s voice in one batch; every input is read (and refused if bad)
+    before any generation starts. Returns the waveforms."""
+    from vqaudio.audio import load_audio, save_audio
+
+    loaded = load_codec(model)
+    index = speaker_index(loaded, target_speaker)
+    wavs = [load_audio(p, loaded.sample_rate, min_samples=loaded.hop_length) for p in inputs]
+    outs = convert(loaded, wavs, loaded.speakers[index], temperature, seed, on_progress=on_progress)
+    for path, wav in zip(outputs, outs, strict=True):
+        save_audio(path, wav, loaded.sample_rate)
+    return outs

@@ -1,1 +1,92 @@
-"""codec_cmds commands."""
+"""`vqaudio encode / decode / convert / speakers`: thin commands over `vqaudio.codec`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from vqaudio.cli import app, command
+from vqaudio.progress import console
+
+MODEL_HELP = "VQ-VAE model file [default: $VQAUDIO_MODEL, else the model shipped in vqaudio/pretrained/vqvae.pt]."
+TEMPERATURE_HELP = "Softmax temperature of the decoder (1 = the model's distribution; 0 = most likely sample)."
+SEED_HELP = "Random seed: the same seed gives the same audio [default: a fresh random draw]."
+
+
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (when it is a terminal); yields on_progress(done, total)."""
+    from vqaudio.progress import progress
+
+    with progress() as bar:
+        task = bar.add_task(description, total=None, info="")
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@command(app, "encode")
+def encode_cmd(
+    input_path: Path = typer.Argument(..., metavar="IN", help="Audio file (WAV/FLAC/OGG, any rate, mono or stereo)."),
+    output_path: Path = typer.Argument(..., metavar="CODES", help="Codes file to write (.npy, int16 [N])."),
+    model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+) -> None:
+    """Encode audio to codes: one int16 per frame (hop samples)."""
+    from vqaudio.codec import encode_file
+
+    with _progress_bar("encode") as on_progress:
+        codes = encode_file(input_path, output_path, model, on_progress)
+    console.print(f"wrote {output_path} ({len(codes)} codes)", highlight=False)
+
+
+@command(app, "decode")
+def decode_cmd(
+    codes_path: Path = typer.Argument(..., metavar="CODES", help="Codes file from `vqaudio encode` (.npy)."),
+    output_path: Path = typer.Argument(..., metavar="OUT", help="Audio file to write (.wav, .flac, .ogg)."),
+    speaker: str = typer.Option(..., "--speaker", help="Speaker id to decode with (see `vqaudio speakers`)."),
+    model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+    temperature: float = typer.Option(1.0, "--temperature", help=TEMPERATURE_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
+) -> None:
+    """Decode codes to audio in a speaker's voice."""
+    from vqaudio.codec import decode_file
+
+    with _progress_bar("decode") as on_progress:
+        wav = decode_file(codes_path, output_path, speaker, model, temperature, seed, on_progress)
+    console.print(f"wrote {output_path} ({len(wav)} samples)", highlight=False)
+
+
+@command(app, "convert")
+def convert_cmd(
+    paths: list[Path] = typer.Argument(..., metavar="IN... [OUT]",
+                                       help="IN OUT; or, with --out-dir, audio files and folders of audio."),
+    target_speaker: str = typer.Option(..., "--target-speaker", help="Speaker id to convert to."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Write each input as OUT_DIR/<name>.wav."),
+    model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+    temperature: float = typer.Option(1.0, "--temperature", help=TEMPERATURE_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
+) -> None:
+    """Voice conversion: encode, then decode with the target speaker (several inputs: one batch)."""
+    from vqaudio.codec import conversion_paths, convert_files
+
+    inputs, outputs = conversion_paths(paths, out_dir)
+    with _progress_bar("convert") as on_progress:
+        convert_files(inputs, outputs, target_speaker, model, temperature, seed, on_progress)
+    for out in outputs:
+        console.print(f"wrote {out}", highlight=False)
+
+
+@command(app, "speakers")
+def speakers_cmd(model: Path | None = typer.Option(None, "--model", help=MODEL_HELP)) -> None:
+    """List the speakers a model knows, with their speaker-info text."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vqaudio.codec import load_codec
+
+    loaded = load_codec(model, device="cpu")
+    table = Table("#", "speaker", "info", title=f"{len(loaded.speakers)} speakers")
+    for i, spk in enumerate(loaded.speakers):
+        table.add_row(str(i), spk, loaded.speaker_info.get(spk, ""))
+    Console(soft_wrap=True).print(table)
