@@ -31,7 +31,9 @@ from vqaudio.progress import progress
 
 SAMPLE_RATE = 16000  # the acoustic model's rate
 FRAME_RATE = 100  # PocketSphinx frames per second
-WIDE_BEAMS = {"beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60}  # retry when the default beams lose the path
+# Decoder settings tried in turn. Optional silences between words (fillers) sometimes make the alignment
+# search lose the final state; without them, or with wider beams, it is found.
+RETRIES: tuple[dict, ...] = ({}, {"fsgusefiller": False}, {"beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80})
 PAD_SECONDS = 0.1  # silence added at both ends: the model expects to start and end in silence
 DITHER = 1e-4  # digital silence (exact zeros) breaks the log-energy features; eSpeak audio has lots of it
 DIGITS = "zero one two three four five six seven eight nine".split()
@@ -94,7 +96,7 @@ class Aligner:
     """PocketSphinx forced aligner; one per process (the decoder keeps its dictionary between utterances)."""
 
     def __init__(self) -> None:
-        self._decoders: list = [self._decoder({}), None]
+        self._decoders: list = [self._decoder(RETRIES[0])] + [None] * (len(RETRIES) - 1)
 
     @staticmethod
     def _decoder(beams: dict):
@@ -107,7 +109,7 @@ class Aligner:
         oov = []
         for i, d in enumerate(self._decoders):
             if d is None:
-                self._decoders[i] = d = self._decoder(WIDE_BEAMS)
+                self._decoders[i] = d = self._decoder(RETRIES[i])
             for w in words:
                 if d.lookup_word(w) is None:
                     d.add_word(w, letter_to_sound(w), True)
@@ -122,19 +124,22 @@ class Aligner:
         oov = self._prepare_words(words)
         pcm = _pcm(wav)
         duration = len(wav) / SAMPLE_RATE
+        fallback = None
         for d in self._decoders:
             segments = _word_pass(d, pcm, " ".join(words))
             if segments is None:
                 continue
             phones = _phone_pass(d, pcm)
-            coarse = phones is None
-            if coarse:
-                phones = _spread_phones(d, segments)
-            words = [Interval(s, e, re.sub(r"\(\d+\)$", "", w)) for w, s, e in segments
-                     if not w.startswith(("<", "+", "["))]
-            ali = Alignment(duration=duration, phones=_shift(phones, duration), words=_shift(words, duration))
-            return AlignResult(ali, coarse, oov)
-        return None
+            if phones is not None:
+                return AlignResult(_alignment(segments, phones, duration), False, oov)
+            fallback = fallback or AlignResult(_alignment(segments, _spread_phones(d, segments), duration), True, oov)
+        return fallback
+
+
+def _alignment(segments: list[tuple[str, float, float]], phones: list[Interval], duration: float) -> Alignment:
+    """Alignment of the unpadded audio from padded word segments and phones (filler words dropped)."""
+    words = [Interval(s, e, re.sub(r"\(\d+\)$", "", w)) for w, s, e in segments if not w.startswith(("<", "+", "["))]
+    return Alignment(duration=duration, phones=_shift(phones, duration), words=_shift(words, duration))
 
 
 def _pcm(wav: np.ndarray) -> bytes:
