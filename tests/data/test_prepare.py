@@ -200,3 +200,18 @@ def test_cli_prepare(vctk, tmp_path):
     assert len(DataDir.load(tmp_path / "d" / "test_unseen").speakers) == 2
     res = runner.invoke(app, ["data", "prepare", str(tmp_path / "nope"), str(tmp_path / "d")])
     assert res.exit_code == 1 and "corpus directory not found" in res.output
+
+
+def test_embedded_corpus(tiny_corpus, tmp_path):
+    """The embedded corpus (tests/data/conftest.py): every split valid, shared sentences only in test."""
+    summary = prepare(tiny_corpus, tmp_path / "d", show_progress=False)
+    assert summary.layout == "vctk" and summary.aligned == 1.0 and not summary.skipped
+    assert summary.speakers["test_unseen"] == 1 and summary.shared_sentences == 5
+    for split in ("train", "test", "test_unseen"):
+        assert validate_data_dir(tmp_path / "d" / split) == []
+    train, test = DataDir.load(tmp_path / "d" / "train"), DataDir.load(tmp_path / "d" / "test")
+    shared = set(train.text.values()) & set(test.text.values())
+    assert not shared
+    assert all(len(train.phone_ali[u]) == math.ceil(round(sf.info(p).duration / 0.01, 6))
+               for u, p in train.wav_scp.items())
+    assert len((tmp_path / "d" / "speakers.tsv").read_text().splitlines()) == 4
