@@ -112,6 +112,7 @@ class FakeLoaded:
     model: torch.nn.Module
     speakers: list[str]
     identity: str
+    config: ModelConfig
     sample_rate: int = 16000
     hop_length: int = 4
 
@@ -129,7 +130,7 @@ def _data_dir(tmp_path) -> DataDir:
 
 def _fake_model(identity: str = "id-1") -> FakeLoaded:
     torch.manual_seed(0)
-    return FakeLoaded(build_vqvae(tiny_model_config(), 2).eval(), ["p225", "p226"], identity)
+    return FakeLoaded(build_vqvae(tiny_model_config(), 2).eval(), ["p225", "p226"], identity, tiny_model_config())
 
 
 def test_extract_codes_is_cached_per_identity(tmp_path, monkeypatch) -> None:
@@ -137,7 +138,7 @@ def test_extract_codes_is_cached_per_identity(tmp_path, monkeypatch) -> None:
     cache = tmp_path / "exp" / "codes" / "train.npz"
     codeset = extract_codes(_fake_model(), data.path, cache)
     assert codeset.utterances == data.utterances and cache.exists()
-    assert [len(c) for c in codeset.codes] == [len(_wav(0.05 + 0.01 * i, 1, 0)) // 4 for i in range(4)]
+    assert [len(c) for c in codeset.codes] == [math.ceil(len(_wav(0.05 + 0.01 * i, 1, 0)) / 4) for i in range(4)]
     assert codeset.speakers.tolist() == [0, 0, 1, -1]  # p999 is not one of the model's speakers
     calls = []
     import vqaudio.prior as lib

@@ -65,16 +65,12 @@ def load_codeset(path: Path) -> CodeSet | None:
 
 
 def encode_utterance(loaded: Any, path: str) -> np.ndarray:
-    """Codes int64 [N] of one audio file under a `LoadedModel` (N = samples // hop)."""
+    """Codes int64 [ceil(T / hop)] of one audio file under a `LoadedModel`, exactly as `vqaudio encode` gives
+    them (`vqaudio.codec.encode`), so the prior models the codes the codec will compress."""
     from vqaudio.audio import load_audio
+    from vqaudio.codec import encode
 
-    hop = loaded.hop_length
-    wav = load_audio(path, loaded.sample_rate, min_samples=hop)
-    wav = wav[: len(wav) // hop * hop]
-    device = next(loaded.model.parameters()).device
-    with torch.inference_mode():
-        codes = loaded.model.encode(torch.from_numpy(wav)[None].to(device))
-    return codes[0].cpu().numpy().astype(np.int64)
+    return encode(loaded, load_audio(path, loaded.sample_rate))
 
 
 def extract_codes(loaded: Any, data_dir: str | os.PathLike, cache: Path, label: str = "codes") -> CodeSet:

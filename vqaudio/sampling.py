@@ -50,14 +50,6 @@ def sample_codes(prior: LatentPrior, n_codes: int, speaker: int | None, temperat
     return codes[0].cpu().numpy().astype(np.int64)
 
 
-def speaker_index(speakers: list[str], speaker: str) -> int:
-    """Index of speaker id `speaker` in a model's speaker list; one clear line when it is not there."""
-    if speaker in speakers:
-        return speakers.index(speaker)
-    shown = ", ".join(speakers[:8]) + (" ..." if len(speakers) > 8 else "")
-    raise VQAudioError(f"unknown speaker '{speaker}'; this model knows {len(speakers)}: {shown}")
-
-
 @dataclass
 class SampleResult:
     wav: np.ndarray  # float32 [T] in [-1, 1]
@@ -65,46 +57,22 @@ class SampleResult:
     sample_rate: int  # Hz
 
 
-def decode_codes(loaded, codes: np.ndarray, speaker: int, seed: int | None, method: str = "auto") -> np.ndarray:
-    """Codes [N] -> waveform float32 [N * hop] with the VQ-VAE's decoder and speaker index `speaker`."""
-    from vqaudio.audio import mu_law_decode
-    from vqaudio.generate import generate
-
-    model = loaded.model
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        latent = model.codes_to_latent(torch.as_tensor(codes, device=device)[None])
-        cond = model.decoder.conditioning(latent, torch.tensor([speaker], device=device))
-    levels = generate(model.decoder, cond, len(codes) * loaded.hop_length, seed=seed, method=method)
-    return mu_law_decode(levels[0].cpu(), model.decoder.classes).numpy().astype(np.float32)
-
-
 def sample_speech(prior_path: str | os.PathLike | None, model_path: str | os.PathLike | None, speaker: str,
                   seconds: float, temperature: float = 1.0, seed: int | None = 0,
                   method: str = "auto") -> SampleResult:
-    """Sample `seconds` of codes from the prior (conditioned on `speaker` when the prior is), decode them."""
-    from vqaudio.models.io import load_model
+    """Sample `seconds` of codes from the prior (conditioned on `speaker` when the prior is), decode them
+    with the codec library in `speaker`'s voice. `model_path` None: the codec's default model."""
+    from vqaudio.codec import decode, load_codec, speaker_index
     from vqaudio.prior import check_pair, load_prior
 
-    prior_file = resolve_prior_path(prior_path)
-    loaded_prior = load_prior(prior_file)
-    loaded = load_model(_model_path(model_path))
-    check_pair(loaded_prior, loaded.identity, prior_file)
-    index = speaker_index(loaded.speakers, speaker)
     if seconds <= 0:
         raise VQAudioError(f"--seconds must be > 0, got {seconds}")
+    prior_file = resolve_prior_path(prior_path)
+    loaded_prior = load_prior(prior_file)
+    loaded = load_codec(model_path)
+    check_pair(loaded_prior, loaded.identity, prior_file)
+    index = speaker_index(loaded, speaker)
     n_codes = math.ceil(seconds * loaded.sample_rate / loaded.hop_length)
     codes = sample_codes(loaded_prior.prior, n_codes, index, temperature, seed, method)
-    wav = decode_codes(loaded, codes, index, seed, method)
+    wav = decode(loaded, codes, speaker, seed=seed, method=method)
     return SampleResult(wav[: int(round(seconds * loaded.sample_rate))], codes, loaded.sample_rate)
-
-
-def _model_path(path: str | os.PathLike | None) -> Path:
-    """`path`, or the codec's default VQ-VAE (vqaudio.codec.default_model_path, when it exists)."""
-    if path is not None:
-        return Path(path)
-    try:
-        from vqaudio.codec import default_model_path  # type: ignore[attr-defined]
-    except ImportError:
-        raise VQAudioError("no --model given and no default model is available; pass --model MODEL.pt") from None
-    return Path(default_model_path())
