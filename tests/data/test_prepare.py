@@ -198,6 +198,10 @@ def test_cli_prepare(vctk, tmp_path):
     res = runner.invoke(app, ["data", "prepare", str(vctk), str(tmp_path / "d"), "--heldout-speakers", "2"])
     assert res.exit_code == 0, res.output
     assert len(DataDir.load(tmp_path / "d" / "test_unseen").speakers) == 2
+    assert "test_unseen" in res.output and "aligned: 100.0%" in res.output  # the summary table
+    res = runner.invoke(app, ["data", "prepare", str(vctk), str(tmp_path / "d"), "--heldout-speakers", "0"])
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "d" / "test_unseen").exists()  # no stale split from the first run
     res = runner.invoke(app, ["data", "prepare", str(tmp_path / "nope"), str(tmp_path / "d")])
     assert res.exit_code == 1 and "corpus directory not found" in res.output
 
@@ -215,3 +219,12 @@ def test_embedded_corpus(tiny_corpus, tmp_path):
     assert all(len(train.phone_ali[u]) == math.ceil(round(sf.info(p).duration / 0.01, 6))
                for u, p in train.wav_scp.items())
     assert len((tmp_path / "d" / "speakers.tsv").read_text().splitlines()) == 4
+
+
+def test_vctk_080_numeric_ids_in_speaker_info(tmp_path):
+    root = make_vctk(tmp_path / "c", {"p225": "F", "p226": "M"}, n_own=3)
+    info = (root / "speaker-info.txt").read_text().replace("p225 ", "225 ").replace("p226 ", "226 ")
+    (root / "speaker-info.txt").write_text(info)
+    summary = prepare(root, tmp_path / "d", show_progress=False)
+    assert "speaker gender unknown" not in summary.skipped
+    assert read_table(tmp_path / "d" / "train" / "spk2gender") == {"p225": "f", "p226": "m"}

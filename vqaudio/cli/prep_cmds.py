@@ -18,7 +18,7 @@ def prepare_cmd(
     alignments: Path | None = typer.Option(None, help="TextGrids (MFA layout <spk>/<utt>.TextGrid, or flat); "
                                                        "default CORPUS_DIR/alignments when present."),
     heldout_speakers: int | None = typer.Option(None, help="Speakers held out for test_unseen "
-                                                           "[default: ~10%, at least 1 with 4+ speakers]."),
+                                                           "(default: about 10%, at least 1 with 4+ speakers)."),
     dev_per_speaker: int = typer.Option(2, help="Dev utterances per training speaker."),
     test_per_speaker: int = typer.Option(3, help="Test utterances per training speaker, besides the shared sentences."),
     seed: int = typer.Option(0, help="Seed of the (deterministic) split."),
@@ -45,7 +45,7 @@ def prepare_cmd(
 def align_cmd(
     data_dir: Path = typer.Argument(..., help="A data dir, or a DATA root holding train/dev/test/test_unseen."),
     out: Path | None = typer.Option(None, help="Where TextGrids go (<spk>/<utt>.TextGrid) "
-                                               "[default: DATA_DIR/alignments]."),
+                                               "(default: DATA_DIR/alignments)."),
 ) -> None:
     """Forced-align transcripts with PocketSphinx (US English) and fill phone_ali of the data dir(s)."""
     from vqaudio.data.align import align_data_dir

@@ -315,6 +315,14 @@ def _write_split(path: Path, utts: list[Utterance], speakers: dict[str, SpeakerI
             (path / name).unlink(missing_ok=True)  # stale from an earlier run
 
 
+def _remove_split(path: Path) -> None:
+    """Remove the tables of a split left by an earlier run (its speakers may now be training speakers)."""
+    for name in ("wav.scp", "utt2spk", "spk2utt", "text", "spk2gender", "phone_ali"):
+        (path / name).unlink(missing_ok=True)
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+
+
 def write_speakers_tsv(path: Path, speakers: list[str], info: dict[str, SpeakerInfo]) -> None:
     """`speaker<TAB>gender<TAB>free text`, one line per speaker, sorted; unknown gender is empty."""
     lines = []
@@ -380,8 +388,9 @@ def prepare(corpus_dir: str | os.PathLike, data_dir: str | os.PathLike, alignmen
     utts = scan_corpus(corpus, summary, ali_dir if ali_dir.is_dir() else None, show_progress)
     if not utts:
         raise DataError(f"{corpus}: none of the audio files is readable")
-    info = read_speaker_info(corpus / "speaker-info.txt")
     speakers = sorted({u.speaker for u in utts})
+    info = read_speaker_info(corpus / "speaker-info.txt")
+    info |= {s: info[s[1:]] for s in speakers if s not in info and s[1:] in info}  # VCTK 0.80 ids: `225`
     for spk in speakers:
         if spk not in info or info[spk].gender is None:
             summary.note("speaker gender unknown", spk)
@@ -397,6 +406,8 @@ def prepare(corpus_dir: str | os.PathLike, data_dir: str | os.PathLike, alignmen
         summary.hours[name] = sum(u.duration for u in part) / 3600
         if part:
             _write_split(out / name, part, info)
+        else:
+            _remove_split(out / name)
     write_speakers_tsv(out / "speakers.tsv", speakers, info)
     summary.aligned = sum(u.phone_ali is not None for u in utts) / len(utts)
     return summary
