@@ -91,8 +91,11 @@ class PriorReport:
 
 def train_prior(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, model_path: str | os.PathLike,
                 config: Config, *, force: bool = False, device: str | torch.device | None = None,
-                show_progress: bool | None = None) -> PriorReport:
-    """Extract (cached) codes with the VQ-VAE at `model_path`, train the prior on them, export and score it."""
+                show_progress: bool | None = None) -> PriorReport | None:
+    """Extract (cached) codes with the VQ-VAE at `model_path`, train the prior on them, export and score it.
+
+    Returns None on ranks other than 0 of a distributed run (only rank 0 scores and writes files).
+    """
     from vqaudio.data.dataset import resolve_data_dir
     from vqaudio.models.io import load_model
     from vqaudio.train import train
@@ -108,6 +111,8 @@ def train_prior(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, model_p
     prior = build_prior(config.prior, loaded.config.vq.codebook_size, len(loaded.speakers))
     task = PriorTask(prior, config, train_codes, dev_codes or train_codes, loaded.speakers, codes_per_second)
     result = train(task, config, exp_dir, force=force, device=device, show_progress=show_progress)
+    if result.model_path is None:
+        return None
     scores = score_prior(task.model, train_codes, dev_codes or train_codes, codes_per_second)
     report = PriorReport(exp_dir / task.export_name, result.step, result.stop_reason, scores,
                          "dev" if dev_codes else "train")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from vqaudio.cli import app, command
+from vqaudio.cli import app, command, fail
 from vqaudio.progress import console
 
 
@@ -15,18 +15,26 @@ def train_prior_cmd(
     data_dir: Path = typer.Argument(..., help="Prepared data root (DATA_DIR/{train,dev}) or one data dir."),
     exp_dir: Path = typer.Argument(..., help="Experiment folder: code cache, checkpoints, log, prior.pt."),
     model: Path = typer.Option(..., "--model", help="The trained VQ-VAE (EXP/model.pt) whose codes are modelled."),
-    config: str = typer.Option("mini", "--config", help="Preset name or YAML file (its prior/prior_train sections)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. prior_train.lr=1e-3."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many steps in total."),
-    force: bool = typer.Option(False, "--force", help="Resume even though the config changed."),
+    config: str = typer.Option("mini", "--config", "-c", help="Preset (mini, paper, paper_phoneme, quick) or YAML; "
+                                                              "its prior and prior_train sections are used."),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="Config override key=value, e.g. prior_train.lr=1e-3."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Same as --set prior_train.max_steps=N."),
+    force: bool = typer.Option(False, "--force", help="Resume even though the config differs from EXP_DIR's."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Train the latent WaveNet prior over the VQ-VAE's codes (re-running resumes)."""
+    """Train the latent WaveNet prior over the VQ-VAE's codes. Re-running the same command resumes.
+
+    The codes of the train and dev splits are extracted once per VQ-VAE and cached in EXP_DIR/codes/.
+    Writes EXP_DIR/prior.pt and EXP_DIR/prior_scores.json. Under torchrun it trains with DDP.
+    """
     from vqaudio.config import load_config
     from vqaudio.prior_train import train_prior
 
-    overrides = list(set_) + ([f"prior_train.max_steps={max_steps}"] if max_steps is not None else [])
-    cfg = load_config(config, overrides)
-    report = train_prior(data_dir, exp_dir, model, cfg, force=force)
+    extra = [f"prior_train.max_steps={max_steps}"] if max_steps is not None else []
+    cfg = load_config(config, list(overrides) + extra)
+    report = train_prior(data_dir, exp_dir, model, cfg, force=force, show_progress=False if quiet else None)
+    if report is None:  # not rank 0 of a distributed run
+        return
     s = report.scores
     console.print(f"step {report.step} ({report.stop_reason}); prior on {report.scored_on} "
                   f"({s.n_codes} codes, {s.codes_per_second:g} codes/s):", highlight=False)
@@ -35,6 +43,8 @@ def train_prior_cmd(
                   f"  raw codes   {s.log2_k:6.3f} bits/code  {s.log2_k * s.codes_per_second:8.1f} bits/s",
                   highlight=False)
     console.print(f"wrote {report.prior_path}", highlight=False)
+    if report.stop_reason == "interrupted":
+        fail(f"interrupted at step {report.step}; checkpoint written, re-run the same command to resume", 130)
 
 
 @command(app, "sample")
