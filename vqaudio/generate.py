@@ -288,9 +288,9 @@ def resolve_method(method: str, device: torch.device) -> str:
     return method
 
 
-def _chunks(n: int, size: int = _CHUNK):
-    for t0 in range(0, n, size):
-        yield t0, min(n, t0 + size)
+def _chunks(n: int):
+    for t0 in range(0, n, _CHUNK):
+        yield t0, min(n, t0 + _CHUNK)
 
 
 def _check(wavenet: torch.nn.Module, cond: torch.Tensor, n_samples: int, upsample: int) -> None:
