@@ -373,6 +373,7 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike, out
         split_dir(data_dir, s)
     loaded = load_model(model_path)
     rate, k = loaded.sample_rate / loaded.hop_length, int(loaded.config.vq.codebook_size)
+    targets = choose_targets(loaded, DataDir.load(split_dir(data_dir, "train")).speakers, opts)
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)
     test = load_split(loaded, data_dir, "test", max(opts.abx_utts, opts.max_utts))
     spk = test.data.utt2spk
@@ -393,7 +394,6 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike, out
     recon = decode_codes(loaded, [test.codes[u] for u in utts], [spk[u] for u in utts], opts.temperature,
                          opts.seed, label="reconstruct")
     results["codec"] = codec_section(loaded, test, utts, recon, opts)
-    targets = choose_targets(loaded, train.data.speakers, opts)
     results["voice_conversion"], convs = vc_section(loaded, train, test, utts, recon, targets, mapping, opts)
     results["abx"] = abx_section(loaded, test, opts)
     out = Path(out_dir)
