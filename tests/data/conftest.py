@@ -12,15 +12,20 @@ from pathlib import Path
 
 import pytest
 
-TINY_SPEAKERS, TINY_UTTERANCES, TINY_SHARED, TINY_SEED = 4, 6, 5, 0
+TINY_CORPUS_ARGS = {"speakers": 4, "utterances": 6, "shared": 5, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_args() -> dict[str, int]:
+    """The `build_corpus` arguments `tiny_corpus` was built with (speakers, utterances, shared, seed)."""
+    return dict(TINY_CORPUS_ARGS)
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Path of a read-only tiny embedded corpus (4 speakers x 6 utterances, seed 0)."""
+    """Path of a read-only tiny embedded corpus (4 speakers x 6 utterances, 5 shared, seed 0)."""
     from vqaudio.data.synth import build_corpus
 
     out = tmp_path_factory.mktemp("tiny_corpus") / "corpus"
-    build_corpus(out, speakers=TINY_SPEAKERS, utterances=TINY_UTTERANCES, shared=TINY_SHARED, seed=TINY_SEED,
-                 show_progress=False)
+    build_corpus(out, **TINY_CORPUS_ARGS, show_progress=False)
     return out

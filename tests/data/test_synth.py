@@ -11,13 +11,13 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from tests.data.conftest import TINY_SEED, TINY_SHARED, TINY_SPEAKERS, TINY_UTTERANCES
 from vqaudio.cli import app
 from vqaudio.data.synth import MARGIN, MARKER, SPEAKERS, build_corpus, render_utterance, select_speakers
 from vqaudio.data.textgrid import read_textgrid
 from vqaudio.errors import DataError
 from vqaudio.phones import ARPABET, FRAME_SHIFT, SILENCE, SPOKEN_NOISE
 
+TINY_SPEAKERS, TINY_UTTERANCES, TINY_SHARED = 4, 6, 5  # as tests/data/conftest.py builds `tiny_corpus`
 IDS = [f"p{225 + i}" for i in range(TINY_SPEAKERS)]
 
 
@@ -87,16 +87,20 @@ def test_spoken_noise_is_rare(tiny_corpus):
     assert time[SPOKEN_NOISE] / sum(time.values()) < 0.01
 
 
-def test_same_arguments_give_identical_bytes(tiny_corpus, tmp_path):
+def test_tiny_corpus_args(tiny_corpus_args):
+    assert tiny_corpus_args == {"speakers": TINY_SPEAKERS, "utterances": TINY_UTTERANCES, "shared": TINY_SHARED,
+                                "seed": 0}
+
+
+def test_same_arguments_give_identical_bytes(tiny_corpus, tiny_corpus_args, tmp_path):
     again = tmp_path / "again"
-    build_corpus(again, speakers=TINY_SPEAKERS, utterances=TINY_UTTERANCES, shared=TINY_SHARED, seed=TINY_SEED,
-                 show_progress=False)
+    build_corpus(again, **tiny_corpus_args, show_progress=False)
     files = sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     for rel in files:
         assert (tiny_corpus / rel).read_bytes() == (again / rel).read_bytes(), rel
     other = tmp_path / "other"
-    build_corpus(other, speakers=1, utterances=TINY_SHARED + 1, seed=TINY_SEED + 1, show_progress=False)
+    build_corpus(other, speakers=1, utterances=TINY_SHARED + 1, seed=1, show_progress=False)
     assert (other / "txt/p225/p225_001.txt").read_text() != (tiny_corpus / "txt/p225/p225_001.txt").read_text()
 
 
