@@ -8,11 +8,13 @@ import typer
 
 from vqaudio.cli import app, command
 
+MODEL_HELP = "VQ-VAE model file [default: $VQAUDIO_MODEL, else the model shipped in vqaudio/pretrained/vqvae.pt]."
+
 
 @command(app, "probe")
 def probe(
     data_dir: Path = typer.Argument(..., help="Data folder with train and test splits holding phone_ali."),
-    model: Path = typer.Option(..., "--model", "-m", help="VQ-VAE model file (model.pt)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     split: list[str] = typer.Option(None, "--split", help="Evaluation split(s); default: test and test_unseen."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the figures as JSON here (and a confusion PNG beside)."),
     max_utts: int = typer.Option(0, "--max-utts", help="Use at most N utterances per split (0 = all)."),
@@ -37,8 +39,8 @@ def probe(
 @command(app, "evaluate")
 def evaluate(
     data_dir: Path = typer.Argument(..., help="Data folder with train and test splits (test_unseen optional)."),
-    model: Path = typer.Option(..., "--model", "-m", help="VQ-VAE model file (model.pt)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: eval/ beside the model)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder [default: eval/ beside --model, else ./eval]."),
     max_utts: int = typer.Option(10, "--max-utts", help="Test utterances to reconstruct and convert."),
     targets: str = typer.Option("", "--targets", help="Conversion targets, e.g. p225,p226 (default: spread)."),
     n_targets: int = typer.Option(2, "--n-targets", help="Number of targets when --targets is not given."),
@@ -61,7 +63,7 @@ def evaluate(
         train_per_speaker=train_per_speaker, abx_utts=abx_utts, abx_triplets=abx_triplets, temperature=temperature,
         seed=seed, prior=str(prior) if prior else None, baselines=baselines, plots=plots,
     )
-    out_dir = out if out is not None else model.parent / "eval"
+    out_dir = out if out is not None else (model.parent / "eval" if model is not None else Path("eval"))
     results = run_evaluate(data_dir, model, out_dir, opts)
     print_tables(evaluation_tables(results))
     typer.echo(f"wrote {out_dir}/results.json, results.md and {len(results['figures'])} figures and samples")

@@ -57,11 +57,10 @@ def split_dir(data_dir: str | os.PathLike, split: str) -> Path:
 
 
 def encode_wav(loaded: Any, wav: np.ndarray) -> np.ndarray:
-    """Codes int64 [N] of a waveform [T] already cut to N * hop samples."""
-    device = next(loaded.model.parameters()).device
-    with torch.inference_mode():
-        codes = loaded.model.encode(torch.from_numpy(np.ascontiguousarray(wav, np.float32))[None].to(device))
-    return codes[0].cpu().numpy().astype(np.int64)
+    """Codes int64 [N] of a waveform [T] already cut to N * hop samples (the codec library's encoder)."""
+    from vqaudio.codec import encode
+
+    return encode(loaded, np.ascontiguousarray(wav, np.float32))
 
 
 def code_vectors(loaded: Any, codes: np.ndarray) -> np.ndarray:
@@ -108,6 +107,14 @@ def load_split(loaded: Any, data_dir: str | os.PathLike, split: str, max_utts: i
     return out
 
 
+def load(model_path: str | os.PathLike | None) -> tuple[Any, Path]:
+    """The model at `model_path` (default: the codec library's resolution), and the path it came from."""
+    from vqaudio.codec import default_model_path, load_codec
+
+    path = Path(model_path) if model_path is not None else default_model_path()
+    return load_codec(path), path
+
+
 def model_summary(loaded: Any, path: str | os.PathLike) -> dict[str, Any]:
     """The facts about a model that every report starts with."""
     k = int(loaded.config.vq.codebook_size)
@@ -119,15 +126,13 @@ def model_summary(loaded: Any, path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the phoneme probe
 
 
-def run_probe(data_dir: str | os.PathLike, model_path: str | os.PathLike, splits: list[str] | None = None,
+def run_probe(data_dir: str | os.PathLike, model_path: str | os.PathLike | None, splits: list[str] | None = None,
               max_utts: int | None = None, context: int = 2, max_frames: int = 20000) -> P.ProbeReport:
     """The phoneme probe of a model file, fitted on `DATA_DIR/train`, scored on `DATA_DIR/{splits}`.
 
     Default splits: test (held-out utterances of the training speakers) and test_unseen (held-out
     speakers), whichever exist. Every split used must have phone_ali.
     """
-    from vqaudio.models.io import load_model
-
     if splits is None:
         splits = [s for s in ("test", "test_unseen") if (Path(data_dir) / s / "wav.scp").exists()]
         if not splits:
@@ -135,7 +140,7 @@ def run_probe(data_dir: str | os.PathLike, model_path: str | os.PathLike, splits
     split_dir(data_dir, "train")
     for s in splits:
         split_dir(data_dir, s)
-    loaded = load_model(model_path)
+    loaded, model_path = load(model_path)
     train = load_split(loaded, data_dir, "train", max_utts, need_labels=True)
     evals = [load_split(loaded, data_dir, s, max_utts, need_labels=True).labelled() for s in splits]
     rate = loaded.sample_rate / loaded.hop_length
@@ -165,40 +170,17 @@ class EvaluateOptions:
 
 
 def decode_codes(loaded: Any, codes: list[np.ndarray], speakers: list[str], temperature: float = 1.0,
-                 seed: int = 0, batch_size: int = 8, label: str = "decode") -> list[np.ndarray]:
-    """Waveforms [N_i * hop] decoded from codes [N_i], each with its speaker (ids of `loaded.speakers`).
+                 seed: int = 0, label: str = "decode") -> list[np.ndarray]:
+    """Waveforms [N_i * hop] decoded from codes [N_i], each in its speaker's voice (ids of `loaded.speakers`),
+    in one batch through the codec library (`vqaudio.codec.synthesize`), with a progress bar."""
+    from vqaudio.codec import speaker_index, synthesize
 
-    Batches of similar length are padded at the end; the decoder is causal, so padding never changes
-    the samples kept.
-    """
-    from vqaudio.audio import mu_law_decode
-    from vqaudio.generate import generate
-
-    model, hop = loaded.model, loaded.hop_length
-    index = {s: i for i, s in enumerate(loaded.speakers)}
-    order = sorted(range(len(codes)), key=lambda i: len(codes[i]))
-    out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(codes)
-    device = next(model.parameters()).device
+    index = [speaker_index(loaded, s) for s in speakers]
     with progress() as bar:
-        task = bar.add_task(label, total=sum(len(c) * hop for c in codes), info="")
-        for b0 in range(0, len(order), batch_size):
-            batch = order[b0:b0 + batch_size]
-            n = max(len(codes[i]) for i in batch)
-            padded = np.zeros((len(batch), n), np.int64)
-            for row, i in enumerate(batch):
-                padded[row, : len(codes[i])] = codes[i]
-            with torch.inference_mode():
-                local = model.codes_to_latent(torch.from_numpy(padded).to(device))
-                spk = torch.tensor([index[speakers[i]] for i in batch], device=device)
-                cond = model.decoder.conditioning(local, spk)
-                done = bar.tasks[task].completed
-                levels = generate(model.decoder, cond, n * hop, temperature, seed=seed + b0,
-                                  on_progress=lambda t, d=done, k=len(batch): bar.update(task, completed=d + t * k))
-            bar.update(task, completed=done + sum(len(codes[i]) * hop for i in batch))
-            wav = mu_law_decode(levels.cpu(), model.decoder.classes).numpy()
-            for row, i in enumerate(batch):
-                out[i] = wav[row, : len(codes[i]) * hop].astype(np.float32)
-    return out
+        task = bar.add_task(label, total=1, info="")
+        outs = synthesize(loaded, codes, index, temperature, seed,
+                          on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    return outs
 
 
 def signal_scores(refs: list[np.ndarray], outs: list[np.ndarray], sample_rate: int) -> dict[str, float]:
@@ -358,7 +340,7 @@ def abx_section(loaded: Any, test: SplitData, opts: EvaluateOptions) -> dict[str
     }
 
 
-def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike, out_dir: str | os.PathLike,
+def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike | None, out_dir: str | os.PathLike,
                  opts: EvaluateOptions | None = None) -> dict[str, Any]:
     """Codec, voice-conversion, probe and ABX figures of a model on `DATA_DIR/{train,test[,test_unseen]}`.
 
@@ -366,12 +348,11 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike, out
     """
     from vqaudio.evaluate.plots import write_evaluation_figures
     from vqaudio.evaluate.report import evaluation_tables, write_json, write_markdown
-    from vqaudio.models.io import load_model
 
     opts = opts or EvaluateOptions()
     for s in ("train", "test"):
         split_dir(data_dir, s)
-    loaded = load_model(model_path)
+    loaded, model_path = load(model_path)
     rate, k = loaded.sample_rate / loaded.hop_length, int(loaded.config.vq.codebook_size)
     targets = choose_targets(loaded, DataDir.load(split_dir(data_dir, "train")).speakers, opts)
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)
