@@ -1,0 +1,68 @@
+"""Pieces of the evaluation orchestration that need no corpus: subsets, targets, the entropy-coded bitrate hook."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from vqaudio.data.kaldi import DataDir
+from vqaudio.errors import VQAudioError
+from vqaudio.evaluate import run
+
+
+def test_pick_is_even_and_deterministic():
+    items = [f"u{i:02d}" for i in range(10)]
+    assert run.pick(items, None) == items and run.pick(items, 0) == items
+    assert run.pick(items, 3) == ["u00", "u04", "u09"] == run.pick(items, 3)
+    assert run.pick(items[:2], 5) == items[:2]
+
+
+def test_choose_targets_checks_names_and_spreads_by_default():
+    loaded = SimpleNamespace(speakers=["p225", "p226", "p227", "p228"])
+    assert run.choose_targets(loaded, ["p225", "p226", "p228"], run.EvaluateOptions(n_targets=2)) == ["p225", "p228"]
+    assert run.choose_targets(loaded, loaded.speakers, run.EvaluateOptions(targets=["p227"])) == ["p227"]
+    with pytest.raises(VQAudioError, match="p999"):
+        run.choose_targets(loaded, loaded.speakers, run.EvaluateOptions(targets=["p999"]))
+
+
+def test_mfcc_frames_rate_and_centres():
+    wav = np.zeros(16000, np.float32)
+    wav[8000:8160] = 1.0  # a click in 10 ms frame 50 (500..510 ms)
+    feats = run.mfcc_frames(wav, 16000)
+    assert feats.shape[1] == 13 and abs(len(feats) - 100) <= 1
+    assert int(np.argmax(feats[:, 0])) == 50  # frame n is centred at (n + 0.5) * 10 ms
+
+
+def _tiny_model_and_split():
+    from vqaudio.config import load_config
+    from vqaudio.models import build_vqvae
+
+    torch.manual_seed(0)
+    cfg = load_config("quick")
+    model = build_vqvae(cfg.model, 2).eval()
+    loaded = SimpleNamespace(model=model, speakers=["a", "b"], identity="abc123", sample_rate=16000, hop_length=64,
+                             config=cfg.model)
+    codes = {"a_001": np.arange(50) % 32, "b_001": np.zeros(40, dtype=np.int64)}
+    data = DataDir(path=Path("x"), wav_scp={u: "-" for u in codes}, utt2spk={"a_001": "a", "b_001": "b"})
+    split = run.SplitData("test", data, sorted(codes), {}, codes)
+    return cfg, loaded, split
+
+
+def test_entropy_bitrate_hook(tmp_path):
+    from vqaudio.prior import build_prior, save_prior
+
+    cfg, loaded, split = _tiny_model_and_split()
+    bps, note = run.entropy_bitrate(None, loaded, split)
+    assert math.isnan(bps) and "skipped" in note
+    prior = build_prior(cfg.prior, 32, 2)
+    save_prior(tmp_path / "prior.pt", prior, ["a", "b"], "abc123")
+    bps, note = run.entropy_bitrate(str(tmp_path / "prior.pt"), loaded, split)
+    assert 0 < bps < 250 * 10 and "bits/code" in note  # an untrained prior: about log2(32) = 5 bits per code
+    save_prior(tmp_path / "other.pt", prior, ["a", "b"], "not-this-model")
+    with pytest.raises(VQAudioError, match="not this model"):
+        run.entropy_bitrate(str(tmp_path / "other.pt"), loaded, split)
