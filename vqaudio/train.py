@@ -296,7 +296,8 @@ class _Run:
         valid_batches = self.task.valid_batches(self.env.device) if self.env.main else []
         start = time.perf_counter()
         elapsed = lambda: self.elapsed_before + time.perf_counter() - start  # noqa: E731
-        with stop.installed(), progress(disable=None if self.show_progress is None else not self.show_progress
+        hidden = not self.env.main or self.show_progress is False
+        with stop.installed(), progress(disable=True if hidden else None if self.show_progress is None else False
                                         ) as bar:
             task_id = bar.add_task(self.task.kind, total=self.cfg.max_steps, completed=self.step, info="")
             while (reason := self.should_stop(stop, elapsed())) is None:
