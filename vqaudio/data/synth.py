@@ -133,13 +133,13 @@ def render_utterance(text: str, speaker: SpeakerVoice, sample_rate: int = 16000)
     # Rounded to the microsecond the TextGrid is written with (praatio warns when its bounds change).
     duration = round(len(audio) / sample_rate, 6)
     shift = first / sample_rate
-    alignment = Alignment(duration=duration, phones=_fill_silence(_shift(speech_or_pause(phones), shift), duration),
-                          words=_shift(words, shift))
+    inner = _shift(_strip_silence(phones), shift)
+    alignment = Alignment(duration=duration, phones=_fill_silence(inner, duration), words=_shift(words, shift))
     return Utterance(audio=audio, sample_rate=sample_rate, alignment=alignment)
 
 
-def speech_or_pause(phones: list[Interval]) -> list[Interval]:
-    """Drop leading and trailing silence intervals (the trimmed margins are re-filled as `sil`)."""
+def _strip_silence(phones: list[Interval]) -> list[Interval]:
+    """Drop leading and trailing `sil` intervals (the trimmed margins are re-filled as `sil`); inner pauses stay."""
     start = next(i for i, iv in enumerate(phones) if iv.label != SILENCE)
     end = max(i for i, iv in enumerate(phones) if iv.label != SILENCE)
     return phones[start:end + 1]
@@ -223,6 +223,9 @@ def build_corpus(out_dir: str | os.PathLike, speakers: int = 8, utterances: int 
                  show_progress: bool | None = None) -> CorpusSummary:
     """Write the embedded corpus into `out_dir` (layout in the module docstring).
 
+    `speakers` takes the first N of `SPEAKERS`; each reads `utterances` sentences, the first `shared`
+    of them common to all. Raises DataError for out-of-range options.
+
     Refuses a non-empty `out_dir` unless it holds an earlier corpus of ours and `force` is set,
     in which case that corpus is replaced.
     """
@@ -237,7 +240,8 @@ def build_corpus(out_dir: str | os.PathLike, speakers: int = 8, utterances: int 
     out = Path(out_dir)
     _prepare_dir(out, force)
     total = 0.0
-    with progress(disable=show_progress is False if show_progress is not None else None) as bar:
+    disable = None if show_progress is None else not show_progress  # None: shown when stderr is a terminal
+    with progress(disable=disable) as bar:
         task = bar.add_task("synth", total=len(voices) * utterances, info="")
         for voice in voices:
             for n, text in enumerate(texts[voice.id], 1):
