@@ -77,11 +77,25 @@ def test_linear_probe_learns_from_informative_vectors_only():
     table = 2.0 * np.eye(41)[np.minimum(np.arange(128) // 3, 40)] + 0.3 * rng.standard_normal((128, 41))
     train = probe.match_frames(code_tr, lab_tr, 25.0)
     test = probe.match_frames(code_te, lab_te, 25.0)
-    xtr = probe.context_features([table[code_tr[u]] for u in train.utterances], train, context=1)
-    xte = probe.context_features([table[code_te[u]] for u in test.utterances], test, context=1)
+    xtr = probe.context_features(table, [code_tr[u] for u in train.utterances], train, context=1)
+    xte = probe.context_features(table, [code_te[u] for u in test.utterances], test, context=1)
     assert xtr.shape == (len(train.codes), 3 * 41)
     lin = probe.fit_linear_probe(xtr, train.phones, context=1, max_frames=1500)
     assert lin.train_frames == 1500
     assert lin.accuracy(xte, test.phones) > 0.9
     shuffled = probe.fit_linear_probe(xtr, rng.permutation(train.phones), context=1, max_frames=1500)
     assert shuffled.accuracy(xte, test.phones) < 0.1
+    blocks = probe.linear_accuracy(lin, table, [code_te[u] for u in test.utterances], test, block=333)
+    assert blocks == pytest.approx(lin.accuracy(xte, test.phones))
+
+
+def test_context_features_repeat_edges_within_each_utterance():
+    table = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)  # code c -> [c, c]
+    codes = {"a": np.array([1, 2, 3]), "b": np.array([7, 8])}
+    labels = {"a": ["AA"] * 12, "b": ["B"] * 8}  # 25 Hz codes: 4 label frames each
+    pairs = probe.match_frames(codes, labels, 25.0)
+    x = probe.context_features(table, [codes[u] for u in pairs.utterances], pairs, context=1)
+    assert x.shape == (20, 6)
+    assert x[0, ::2].tolist() == [1, 1, 2]  # first frame of "a": left edge repeats
+    assert x[11, ::2].tolist() == [2, 3, 3]  # last frame of "a": right edge repeats, never reaches "b"
+    assert x[12, ::2].tolist() == [7, 7, 8]

@@ -8,7 +8,7 @@ import typer
 
 from vqaudio.cli import app, command
 
-MODEL_HELP = "VQ-VAE model file [default: $VQAUDIO_MODEL, else the model shipped in vqaudio/pretrained/vqvae.pt]."
+MODEL_HELP = "VQ-VAE model file (default: $VQAUDIO_MODEL, else the model shipped in vqaudio/pretrained/vqvae.pt)."
 
 
 @command(app, "probe")
@@ -40,7 +40,7 @@ def probe(
 def evaluate(
     data_dir: Path = typer.Argument(..., help="Data folder with train and test splits (test_unseen optional)."),
     model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder [default: eval/ beside --model, else ./eval]."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: eval/ beside --model, else ./eval)."),
     max_utts: int = typer.Option(10, "--max-utts", help="Test utterances to reconstruct and convert."),
     targets: str = typer.Option("", "--targets", help="Conversion targets, e.g. p225,p226 (default: spread)."),
     n_targets: int = typer.Option(2, "--n-targets", help="Number of targets when --targets is not given."),

@@ -159,28 +159,24 @@ def score_majority(split: str, mapping: np.ndarray, train: FramePairs, test: Fra
     )
 
 
-def context_features(vectors: list[np.ndarray], pairs: FramePairs, context: int) -> np.ndarray:
-    """Stack each matched frame's quantised vector with `context` code frames either side (edges repeat).
+def context_features(codebook: np.ndarray, codes: list[np.ndarray], pairs: FramePairs, context: int) -> np.ndarray:
+    """Each matched frame's quantised vector stacked with `context` code frames either side (edges repeat).
 
     Args:
-        vectors: per utterance of `pairs.utterances`, the quantised vectors [N, D] at the code rate.
+        codebook: [K, D] the vector of each code.
+        codes: per utterance of `pairs.utterances`, its codes [N_u].
     Returns:
         [F, (2 * context + 1) * D] float32.
     """
-    if len(pairs.codes) == 0:
-        dim = vectors[0].shape[1] if vectors else 0
-        return np.zeros((0, (2 * context + 1) * dim), dtype=np.float32)
-    rows = []
+    lengths = np.array([len(c) for c in codes], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    flat = np.concatenate(codes).astype(np.int64) if codes else np.zeros(0, np.int64)
     offsets = np.arange(-context, context + 1)
-    for u in np.unique(pairs.utterance):
-        sel = pairs.utterance == u
-        vec = vectors[u]
-        idx = np.clip(pairs.code_index[sel][:, None] + offsets[None, :], 0, len(vec) - 1)
-        rows.append((np.flatnonzero(sel), vec[idx].reshape(int(sel.sum()), -1)))
-    out = np.zeros((len(pairs.codes), rows[0][1].shape[1]), dtype=np.float32)
-    for where, feats in rows:
-        out[where] = feats
-    return out
+    if len(pairs.codes) == 0:
+        return np.zeros((0, len(offsets) * codebook.shape[1]), dtype=np.float32)
+    pos = np.clip(pairs.code_index[:, None] + offsets[None, :], 0, lengths[pairs.utterance][:, None] - 1)
+    ids = flat[starts[pairs.utterance][:, None] + pos]  # [F, 2c+1]
+    return codebook[ids].reshape(len(pairs.codes), -1).astype(np.float32)
 
 
 def subsample(n: int, limit: int, seed: int = 0) -> np.ndarray:
@@ -188,6 +184,12 @@ def subsample(n: int, limit: int, seed: int = 0) -> np.ndarray:
     if n <= limit:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def select_frames(pairs: FramePairs, index: np.ndarray) -> FramePairs:
+    """The frames `index` [F'] of `pairs` (same utterance list)."""
+    return FramePairs(pairs.codes[index], pairs.phones[index], pairs.code_index[index], pairs.utterance[index],
+                      pairs.utterances)
 
 
 @dataclass
@@ -203,6 +205,19 @@ class LinearProbe:
         if len(phones) == 0:
             return float("nan")
         return float((self.classifier.predict(x) == phones).mean())
+
+
+def linear_accuracy(probe: LinearProbe, codebook: np.ndarray, codes: list[np.ndarray], pairs: FramePairs,
+                    block: int = 50000) -> float:
+    """Frame accuracy of the linear probe on all frames of `pairs`, built `block` frames at a time (bounded memory)."""
+    if len(pairs.codes) == 0:
+        return float("nan")
+    correct = 0
+    for b0 in range(0, len(pairs.codes), block):
+        part = select_frames(pairs, np.arange(b0, min(b0 + block, len(pairs.codes))))
+        x = context_features(codebook, codes, part, probe.context)
+        correct += int((probe.classifier.predict(x) == part.phones).sum())
+    return correct / len(pairs.codes)
 
 
 def fit_linear_probe(x: np.ndarray, phones: np.ndarray, context: int, max_frames: int = 20000,
@@ -223,12 +238,12 @@ def fit_linear_probe(x: np.ndarray, phones: np.ndarray, context: int, max_frames
 
 @dataclass
 class LabelledCodes:
-    """One split's codes, quantised vectors and phone labels, per utterance."""
+    """One split's codes and phone labels, per utterance, and the codebook they index."""
 
     name: str
     codes: dict[str, np.ndarray]  # [N] int
-    vectors: dict[str, np.ndarray]  # [N, D]
     labels: dict[str, list[str]]  # 10 ms phone labels
+    codebook: np.ndarray  # [K, D] quantised vector of each code
 
 
 @dataclass
@@ -260,14 +275,15 @@ def probe_report(train: LabelledCodes, evals: list[LabelledCodes], code_rate: fl
     if len(tr.codes) == 0:
         raise DataError(f"{train.name}: no labelled frames to fit the probe on")
     mapping = fit_majority(tr.codes, tr.phones, codebook_size)
-    linear = fit_linear_probe(context_features([train.vectors[u] for u in tr.utterances], tr, context),
-                              tr.phones, context, max_frames, seed)
+    # Subsample before stacking context: a full VCTK train split would need gigabytes of features.
+    sub = select_frames(tr, subsample(len(tr.codes), max_frames, seed))
+    linear = fit_linear_probe(context_features(train.codebook, [train.codes[u] for u in sub.utterances], sub, context),
+                              sub.phones, context, max_frames, seed)
     results = []
     for split in evals:
         te = match_frames(split.codes, split.labels, code_rate)
-        x_te = context_features([split.vectors[u] for u in te.utterances], te, context)
         results.append(ProbeSplit(split.name, len(te.utterances), score_majority(split.name, mapping, tr, te),
-                                  linear.accuracy(x_te, te.phones)))
+                                  linear_accuracy(linear, split.codebook, [split.codes[u] for u in te.utterances], te)))
     return ProbeReport(
         model={}, train_utterances=len(tr.utterances), train_frames=int(len(tr.codes)),
         train_accuracy=float((mapping[tr.codes] == tr.phones).mean()), linear_context=context,

@@ -31,21 +31,25 @@ def pick(items: list[str], limit: int | None) -> list[str]:
 
 @dataclass
 class SplitData:
-    """One data split, encoded: audio cut to a multiple of the hop, its codes and quantised vectors."""
+    """One data split, encoded: its codes, the codebook they index, and (optionally) the audio, cut to N * hop."""
 
     name: str
     data: DataDir
     utterances: list[str]
-    wavs: dict[str, np.ndarray]  # [T] float32, T = N * hop
+    wavs: dict[str, np.ndarray]  # [T] float32, T = N * hop (empty unless kept)
     codes: dict[str, np.ndarray]  # [N] int64
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # [N, D] float32
+    codebook: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [K, D]
+
+    def vectors(self, utt: str) -> np.ndarray:
+        """Quantised vectors [N, D] of one utterance."""
+        return self.codebook[self.codes[utt]]
 
     @property
     def labels(self) -> dict[str, list[str]]:
         return {u: self.data.phone_ali[u] for u in self.utterances if u in self.data.phone_ali}
 
     def labelled(self) -> P.LabelledCodes:
-        return P.LabelledCodes(self.name, self.codes, self.vectors, self.labels)
+        return P.LabelledCodes(self.name, self.codes, self.labels, self.codebook)
 
 
 def split_dir(data_dir: str | os.PathLike, split: str) -> Path:
@@ -63,19 +67,21 @@ def encode_wav(loaded: Any, wav: np.ndarray) -> np.ndarray:
     return encode(loaded, np.ascontiguousarray(wav, np.float32))
 
 
-def code_vectors(loaded: Any, codes: np.ndarray) -> np.ndarray:
-    """The codebook vectors [N, D] of codes [N]."""
+def codebook_vectors(loaded: Any) -> np.ndarray:
+    """The vector of every code [K, D], as the decoder sees it (`codes_to_latent` of 0..K-1)."""
+    k = int(loaded.config.vq.codebook_size)
     device = next(loaded.model.parameters()).device
     with torch.inference_mode():
-        vec = loaded.model.codes_to_latent(torch.from_numpy(codes)[None].to(device))
+        vec = loaded.model.codes_to_latent(torch.arange(k, device=device)[None])
     return vec[0].T.float().cpu().numpy()
 
 
 def load_split(loaded: Any, data_dir: str | os.PathLike, split: str, max_utts: int | None = None,
-               need_labels: bool = False, per_speaker: int | None = None) -> SplitData:
+               need_labels: bool = False, per_speaker: int | None = None, keep_audio: bool = True) -> SplitData:
     """Read, cut and encode (a subset of) one split: at most `max_utts` in all, `per_speaker` per speaker.
 
-    `need_labels` keeps only utterances with phone labels and refuses a split without phone_ali.
+    `need_labels` keeps only utterances with phone labels and refuses a split without phone_ali;
+    `keep_audio=False` keeps only the codes (a whole VCTK train split would not fit in memory as audio).
     """
     from vqaudio.audio import load_audio
 
@@ -91,7 +97,7 @@ def load_split(loaded: Any, data_dir: str | os.PathLike, split: str, max_utts: i
         utts = sorted(u for us in data.spk2utt().values() for u in pick([u for u in us if u in keep], per_speaker))
     utts = pick(utts, max_utts)
     hop = loaded.hop_length
-    out = SplitData(split, data, [], {}, {})
+    out = SplitData(split, data, [], {}, {}, codebook_vectors(loaded))
     with progress() as bar:
         task = bar.add_task(f"encode {split}", total=len(utts), info="")
         for utt in utts:
@@ -101,9 +107,9 @@ def load_split(loaded: Any, data_dir: str | os.PathLike, split: str, max_utts: i
             if len(wav) == 0:
                 continue  # shorter than one hop: nothing to encode
             out.utterances.append(utt)
-            out.wavs[utt] = wav
             out.codes[utt] = encode_wav(loaded, wav)
-            out.vectors[utt] = code_vectors(loaded, out.codes[utt])
+            if keep_audio:
+                out.wavs[utt] = wav
     return out
 
 
@@ -141,8 +147,8 @@ def run_probe(data_dir: str | os.PathLike, model_path: str | os.PathLike | None,
     for s in splits:
         split_dir(data_dir, s)
     loaded, model_path = load(model_path)
-    train = load_split(loaded, data_dir, "train", max_utts, need_labels=True)
-    evals = [load_split(loaded, data_dir, s, max_utts, need_labels=True).labelled() for s in splits]
+    train = load_split(loaded, data_dir, "train", max_utts, need_labels=True, keep_audio=False)
+    evals = [load_split(loaded, data_dir, s, max_utts, need_labels=True, keep_audio=False).labelled() for s in splits]
     rate = loaded.sample_rate / loaded.hop_length
     report = P.probe_report(train.labelled(), evals, rate, int(loaded.config.vq.codebook_size), context, max_frames)
     report.model = model_summary(loaded, model_path)
@@ -335,7 +341,7 @@ def abx_section(loaded: Any, test: SplitData, opts: EvaluateOptions) -> dict[str
     mfcc = {u: mfcc_frames(test.wavs[u], loaded.sample_rate) for u in labels}
     return {
         "utterances": len(labels),
-        "codes": abx_error({u: test.vectors[u] for u in labels}, rate, labels, spk, opts.abx_triplets, opts.seed),
+        "codes": abx_error({u: test.vectors(u) for u in labels}, rate, labels, spk, opts.abx_triplets, opts.seed),
         "mfcc": abx_error(mfcc, 100.0, labels, spk, opts.abx_triplets, opts.seed),
     }
 
@@ -364,7 +370,7 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike | No
     results: dict[str, Any] = {"model": model_summary(loaded, model_path), "options": opts}
     evals = [test.labelled()]
     if (Path(data_dir) / "test_unseen" / "wav.scp").exists():
-        evals.append(load_split(loaded, data_dir, "test_unseen", opts.abx_utts).labelled())
+        evals.append(load_split(loaded, data_dir, "test_unseen", opts.abx_utts, keep_audio=False).labelled())
     mapping = None
     if train.labels and test.labels:
         probe = P.probe_report(train.labelled(), [e for e in evals if e.labels], rate, k, seed=opts.seed)
