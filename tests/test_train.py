@@ -182,3 +182,54 @@ def test_cli_train_and_bad_data_dir(tmp_path, data):
     assert bad.output.strip().splitlines() == [f"error: {tmp_path / 'nowhere'}: no such data directory"]
     unknown = runner.invoke(app, ["train", str(data), str(tmp_path / "exp3"), "-c", "quick", "--set", "train.nope=1"])
     assert unknown.exit_code == 1 and "unknown key" in unknown.output
+
+
+def wait_for(predicate, seconds: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_real_ctrl_c_and_sigkill_of_the_command(tmp_path, data):
+    """The console command under real signals: SIGINT exits 130 with a checkpoint; SIGKILL loses nothing saved."""
+    import subprocess
+
+    exp = tmp_path / "exp"
+    cmd = [sys.executable, "-m", "vqaudio", "train", str(data), str(exp), "-c", "quick", "--set", "train.threads=1",
+           "--set", "train.checkpoint_every=3", "--set", "train.max_minutes=0", "--max-steps", "100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: latest_step(exp) >= 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "re-run the same command to resume" in err
+    interrupted_at = ckpt.load_checkpoint(ckpt.latest_checkpoint(exp))["step"]
+    assert interrupted_at == records(exp)[-1]["step"]  # saved where it stopped, not at the last multiple of 3
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: latest_step(exp) >= interrupted_at + 6)
+    proc.kill()  # SIGKILL, possibly in the middle of writing a checkpoint
+    proc.communicate(timeout=60)
+    latest = ckpt.load_checkpoint(ckpt.latest_checkpoint(exp))["step"]
+    assert latest >= interrupted_at + 6
+    resumed = train_vqvae(data, exp, quick_config("train.max_steps=100000", "train.checkpoint_every=3",
+                                                  "train.log_every=5", "train.segment_samples=1024",
+                                                  "train.batch_size=4"), on_step=_stop_now, show_progress=False)
+    assert resumed.resumed_from == latest and resumed.step == latest + 1
+    assert [r["step"] for r in records(exp, "start")] == [0, interrupted_at, latest]
+
+
+def latest_step(exp: Path) -> int:
+    path = ckpt.latest_checkpoint(exp)
+    try:
+        return ckpt.load_checkpoint(path)["step"] if path is not None else -1
+    except ModelFileError:  # listed, then rotated away before it was read
+        return -1
+
+
+def _stop_now(step: int, record: dict) -> None:
+    os.kill(os.getpid(), signal.SIGINT)
