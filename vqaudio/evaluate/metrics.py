@@ -75,8 +75,8 @@ def mel_cepstrum(wav: np.ndarray, sample_rate: int, n_mcep: int = N_MCEP) -> np.
     """Mel-cepstral coefficients c1..c_n_mcep [N, n_mcep] of the log-amplitude mel spectrum, 10 ms frames.
 
     The DCT-II (orthonormal) of ln|X| = 0.5 ln|X|^2 over 40 mel bands: an MFCC-style stand-in for SPTK's
-    mel-generalised cepstrum (no pysptk). MCD figures are comparable among themselves; they run
-    somewhat lower than SPTK-based MCDs in the literature.
+    mel-generalised cepstrum (no pysptk). MCD figures are comparable among themselves, not directly
+    with SPTK-based MCDs in the literature.
     """
     from scipy.fft import dct
 

@@ -56,13 +56,25 @@ class SpeakerClassifier:
         self.pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=c))
         self.speakers: list[str] = []
 
+    def features(self, wavs: list[np.ndarray], label: str) -> np.ndarray:
+        """`speaker_features` of each waveform, [U, 4 * N_MFCC], with a progress bar."""
+        from vqaudio.progress import progress
+
+        rows = []
+        with progress(transient=True) as bar:
+            task = bar.add_task(label, total=len(wavs), info="")
+            for w in wavs:
+                rows.append(speaker_features(w, self.sample_rate))
+                bar.advance(task)
+        return np.stack(rows)
+
     def fit(self, wavs: list[np.ndarray], speakers: list[str]) -> SpeakerClassifier:
         """Train on waveforms [T] with their speaker ids (at least two speakers)."""
         if len(set(speakers)) < 2:
             from vqaudio.errors import DataError
 
             raise DataError("speaker identification needs utterances of at least two speakers")
-        x = np.stack([speaker_features(w, self.sample_rate) for w in wavs])
+        x = self.features(wavs, "speaker id: train")
         self.pipeline.fit(x, np.asarray(speakers))
         self.speakers = sorted(set(speakers))
         return self
@@ -71,8 +83,7 @@ class SpeakerClassifier:
         """The most likely training speaker of each waveform."""
         if not wavs:
             return []
-        x = np.stack([speaker_features(w, self.sample_rate) for w in wavs])
-        return [str(s) for s in self.pipeline.predict(x)]
+        return [str(s) for s in self.pipeline.predict(self.features(wavs, "speaker id"))]
 
     def score(self, wavs: list[np.ndarray], targets: list[str], sources: list[str] | None = None) -> SpeakerScores:
         """Share of `wavs` identified as their target speaker, and as their source speaker."""
