@@ -116,7 +116,8 @@ def test_checkpoints_rotate_and_model_is_exported(tmp_path, data):
     state = ckpt.load_checkpoint(result.checkpoint)["model"]
     assert all(torch.equal(state[k], v) for k, v in loaded.model.state_dict().items())
     again = train_vqvae(data, tmp_path / "exp", cfg, show_progress=False)  # finished: nothing more to do
-    assert again.step == 7 and len(records(tmp_path / "exp")) == 7
+    assert again.step == 7 and len(records(tmp_path / "exp")) == 7 and len(records(tmp_path / "exp", "valid")) == 1
+    assert again.train == result.train and again.valid == result.valid  # read back from the log
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, data, monkeypatch):
@@ -233,3 +234,12 @@ def latest_step(exp: Path) -> int:
 
 def _stop_now(step: int, record: dict) -> None:
     os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_truncate_log_drops_later_and_torn_records(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"kind": "train", "step": 1, "loss": 3}\n{"kind": "valid", "step": 2, "loss": 2}\n'
+                   '{"kind": "train", "step": 2, "loss": 1}\n{"kind": "train", "step": 3, "loss": 0}\n{"kind": "tr')
+    last_train, last_valid = ckpt.truncate_log(log, 2)
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 2]
+    assert last_train == {"kind": "train", "step": 2, "loss": 1} and last_valid["loss"] == 2

@@ -143,19 +143,24 @@ def write_exp_config(exp_dir: Path, config: Config, sections: tuple[str, ...], t
     atomic_write_text(path, dump_yaml(config))
 
 
-def truncate_log(path: Path, step: int) -> None:
-    """Drop JSON-lines records past `step` (written by a run killed after its last checkpoint), and torn lines."""
+def truncate_log(path: Path, step: int) -> tuple[dict, dict]:
+    """Drop JSON-lines records past `step` (written by a run killed after its last checkpoint) and torn lines;
+    return the last `train` and `valid` records kept ({} where none)."""
     if not path.exists():
-        return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and _step(line) <= step]
-    atomic_write_text(path, "".join(line + "\n" for line in keep))
+        return {}, {}
+    kept = [(line, rec) for line in path.read_text(encoding="utf-8").splitlines()
+            if (rec := _record(line)) is not None and rec.get("step", 0) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line, _ in kept))
+    last = {rec.get("kind"): rec for _, rec in kept}
+    return last.get("train", {}), last.get("valid", {})
 
 
-def _step(line: str) -> int:
+def _record(line: str) -> dict | None:
     try:
-        return int(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
-        return 1 << 62  # an unreadable (half-written) line: dropped
+        rec = json.loads(line)
+    except ValueError:
+        return None  # an unreadable (half-written) line: dropped
+    return rec if isinstance(rec, dict) and isinstance(rec.get("step", 0), int) else None
 
 
 def _flatten(d: object, prefix: str = "") -> dict[str, object]:

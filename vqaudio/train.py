@@ -119,8 +119,10 @@ def init_distributed(device: str | torch.device | None = None) -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
-        device = torch.device(f"cuda:{local}" if world > 1 else "cuda") if torch.cuda.is_available() else "cpu"
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     owns = False
@@ -364,7 +366,7 @@ def train(task: Task, config: Config, exp_dir: str | os.PathLike, *, force: bool
         run = _Run(task, config, exp_dir, env, show_progress)
         run.resume()
         if env.main:
-            ckpt.truncate_log(exp_dir / "log.jsonl", run.step)
+            run.last_train, run.last_valid = ckpt.truncate_log(exp_dir / "log.jsonl", run.step)
         run.log({"kind": "start", "step": run.step, "resumed": run.resumed_from is not None,
                  "world_size": env.world_size, "device": str(env.device), "threads": torch.get_num_threads()})
         model: nn.Module = run.model
