@@ -69,3 +69,13 @@ def test_codebook_usage_uniform_and_single_code():
 def test_raw_bitrate():
     assert metrics.raw_bitrate(16000, 64, 512) == pytest.approx(250 * 9)
     assert metrics.raw_bitrate(16000, 640, 128) == pytest.approx(25 * 7)
+
+
+def test_digital_silence_does_not_dominate():
+    """Inaudible noise (-100 dB) over exact zeros must not look like a large distortion."""
+    x = np.concatenate([np.zeros(SR // 2, np.float32), speechlike(), np.zeros(SR // 2, np.float32)])
+    y = x + 1e-5 * np.random.default_rng(3).standard_normal(len(x)).astype(np.float32)
+    assert metrics.mcd(x, y, SR) < 0.5
+    assert metrics.log_mel_distance(x, y, SR) < 0.5
+    louder = x + 1e-2 * np.random.default_rng(3).standard_normal(len(x)).astype(np.float32)
+    assert metrics.mcd(x, louder, SR) > 2.0

@@ -18,6 +18,7 @@ WIN_LENGTH = 400  # 25 ms at 16 kHz
 HOP_SECONDS = 0.01  # 10 ms analysis frames, as the phone labels
 N_MELS = 40
 N_MCEP = 13  # cepstral coefficients c1..c13 in the MCD (c0, the energy, is left out, as usual)
+DYNAMIC_RANGE = 1e-8  # power floor relative to the reference's peak (80 dB): digital silence must not dominate
 MCD_SCALE = 10.0 / math.log(10.0) * math.sqrt(2.0)  # dB; Kubichek (1993)
 
 
@@ -58,8 +59,8 @@ def pesq_wb(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
         return float("nan")
 
 
-def log_mel(wav: np.ndarray, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray:
-    """Natural-log mel power spectrogram [N, n_mels], 25 ms windows every 10 ms (floor 1e-10)."""
+def log_mel(wav: np.ndarray, sample_rate: int, n_mels: int = N_MELS, floor: float = 1e-10) -> np.ndarray:
+    """Natural-log mel power spectrogram [N, n_mels], 25 ms windows every 10 ms (power floored at `floor`)."""
     import librosa
 
     scale = sample_rate / 16000
@@ -68,11 +69,23 @@ def log_mel(wav: np.ndarray, sample_rate: int, n_mels: int = N_MELS) -> np.ndarr
         win_length=int(WIN_LENGTH * scale), hop_length=int(round(HOP_SECONDS * sample_rate)), n_mels=n_mels,
         fmin=0.0, fmax=sample_rate / 2, power=2.0, center=True,
     )
-    return np.log(np.maximum(mel, 1e-10)).T.astype(np.float64)
+    return np.log(np.maximum(mel, floor)).T.astype(np.float64)
 
 
-def mel_cepstrum(wav: np.ndarray, sample_rate: int, n_mcep: int = N_MCEP) -> np.ndarray:
-    """Mel-cepstral coefficients c1..c_n_mcep [N, n_mcep] of the log-amplitude mel spectrum, 10 ms frames.
+def log_mel_pair(ref: np.ndarray, deg: np.ndarray, sample_rate: int, n_mels: int = N_MELS
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel spectrograms of two signals, both floored `DYNAMIC_RANGE` below the reference's peak power.
+
+    One floor for both, set by the reference: silent stretches compare as equal instead of as
+    arbitrary differences of tiny numbers (eSpeak and trimmed corpora hold exact digital silence).
+    """
+    a = log_mel(ref, sample_rate, n_mels, floor=1e-30)
+    floor = math.log(max(float(np.exp(a.max())) * DYNAMIC_RANGE, 1e-20))
+    return np.maximum(a, floor), np.maximum(log_mel(deg, sample_rate, n_mels, floor=1e-30), floor)
+
+
+def mel_cepstrum(log_mel_power: np.ndarray, n_mcep: int = N_MCEP) -> np.ndarray:
+    """Mel-cepstral coefficients c1..c_n_mcep [N, n_mcep] of a log mel power spectrogram [N, bands] (10 ms frames).
 
     The DCT-II (orthonormal) of ln|X| = 0.5 ln|X|^2 over 40 mel bands: an MFCC-style stand-in for SPTK's
     mel-generalised cepstrum (no pysptk). MCD figures are comparable among themselves, not directly
@@ -80,7 +93,7 @@ def mel_cepstrum(wav: np.ndarray, sample_rate: int, n_mcep: int = N_MCEP) -> np.
     """
     from scipy.fft import dct
 
-    cep = dct(0.5 * log_mel(wav, sample_rate), type=2, norm="ortho", axis=1)
+    cep = dct(0.5 * log_mel_power, type=2, norm="ortho", axis=1)
     return cep[:, 1:n_mcep + 1]
 
 
@@ -134,9 +147,9 @@ def mcd(ref: np.ndarray, deg: np.ndarray, sample_rate: int, align: bool | None =
 
     Frames are compared one to one when the frame counts agree (a reconstruction), and along a
     DTW path over the cepstra otherwise (a different reading of the same sentence); `align` forces
-    either. Identical signals give 0.
+    either. Identical signals give 0. Powers are floored 80 dB below the reference's peak (`log_mel_pair`).
     """
-    a, b = mel_cepstrum(ref, sample_rate), mel_cepstrum(deg, sample_rate)
+    a, b = (mel_cepstrum(x) for x in log_mel_pair(ref, deg, sample_rate))
     if align is None:
         align = abs(len(a) - len(b)) > 1
     if align:
@@ -149,8 +162,11 @@ def mcd(ref: np.ndarray, deg: np.ndarray, sample_rate: int, align: bool | None =
 
 
 def log_mel_distance(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
-    """Log-mel spectral distance in dB: per frame the RMS over 40 bands of 10 log10 difference, then the mean."""
-    a, b = log_mel(ref, sample_rate), log_mel(deg, sample_rate)
+    """Log-mel spectral distance in dB: per frame the RMS over 40 bands of 10 log10 difference, then the mean.
+
+    Powers are floored 80 dB below the reference's peak (`log_mel_pair`).
+    """
+    a, b = log_mel_pair(ref, deg, sample_rate)
     n = min(len(a), len(b))
     db = 10.0 / math.log(10.0) * (a[:n] - b[:n])
     return float(np.mean(np.sqrt((db**2).mean(axis=1))))
