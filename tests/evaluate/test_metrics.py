@@ -79,3 +79,12 @@ def test_digital_silence_does_not_dominate():
     assert metrics.log_mel_distance(x, y, SR) < 0.5
     louder = x + 1e-2 * np.random.default_rng(3).standard_normal(len(x)).astype(np.float32)
     assert metrics.mcd(x, louder, SR) > 2.0
+
+
+def test_mel_cepstrum_has_true_cepstrum_scale():
+    """ln|X(w)| = 2 c1 cos(w) over the bands must give c1 back (not the orthonormal DCT's sqrt(2 N) c1)."""
+    bands = 40
+    w = np.pi * (np.arange(bands) + 0.5) / bands
+    log_power = 2 * (2 * 0.3 * np.cos(w))  # ln|X|^2 = 2 ln|X|
+    cep = metrics.mel_cepstrum(log_power[None], 3)
+    assert cep[0] == pytest.approx([0.3, 0.0, 0.0], abs=1e-9)

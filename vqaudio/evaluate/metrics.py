@@ -87,13 +87,15 @@ def log_mel_pair(ref: np.ndarray, deg: np.ndarray, sample_rate: int, n_mels: int
 def mel_cepstrum(log_mel_power: np.ndarray, n_mcep: int = N_MCEP) -> np.ndarray:
     """Mel-cepstral coefficients c1..c_n_mcep [N, n_mcep] of a log mel power spectrogram [N, bands] (10 ms frames).
 
-    The DCT-II (orthonormal) of ln|X| = 0.5 ln|X|^2 over 40 mel bands: an MFCC-style stand-in for SPTK's
-    mel-generalised cepstrum (no pysptk). MCD figures are comparable among themselves, not directly
-    with SPTK-based MCDs in the literature.
+    The cepstrum of the log amplitude ln|X| = 0.5 ln|X|^2 over the mel bands, scaled as a true cepstrum
+    (ln|X(w)| = c0 + 2 sum_m c_m cos(m w), so c_m = DCT-II / (2 * bands)) rather than the orthonormal
+    DCT of MFCCs, which would inflate the MCD by sqrt(2 * bands). An SPTK-free stand-in for the
+    mel-generalised cepstrum: MCDs are comparable among themselves, not exactly with SPTK-based ones.
     """
     from scipy.fft import dct
 
-    cep = dct(0.5 * log_mel_power, type=2, norm="ortho", axis=1)
+    bands = log_mel_power.shape[1]
+    cep = dct(0.5 * log_mel_power, type=2, norm=None, axis=1) / (2 * bands)
     return cep[:, 1:n_mcep + 1]
 
 
