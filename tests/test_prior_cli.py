@@ -104,3 +104,23 @@ def test_train_prior_refuses_missing_model(tmp_path) -> None:
     result = CliRunner().invoke(app, ["train-prior", str(tmp_path), str(tmp_path / "exp"), "--model",
                                       str(tmp_path / "none.pt"), "--config", "quick"])
     assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_compress_file_round_trip(trained, tmp_path) -> None:
+    from vqaudio.audio import load_audio
+    from vqaudio.codec import encode, load_codec
+    from vqaudio.entropy import VQCError
+    from vqaudio.prior import compress_file, decompress_file
+
+    wav_path = sorted((trained["data"] / "audio").glob("p226_dev*.flac"))[0]
+    prior = trained["exp"] / "prior.pt"
+    result = compress_file(wav_path, tmp_path / "x.vqc", trained["model"], prior, speaker="p226")
+    loaded = load_codec(trained["model"])
+    codes = encode(loaded, load_audio(wav_path, 16000))
+    assert result.n_codes == len(codes) and result.n_bytes == (tmp_path / "x.vqc").stat().st_size
+    assert result.bits_per_second == pytest.approx(result.bits_per_code * 250, rel=0.01)
+    _, back, speaker = decompress_file(tmp_path / "x.vqc", trained["model"], prior)
+    assert np.array_equal(back, codes) and speaker == "p226"
+    (tmp_path / "bad.vqc").write_bytes((tmp_path / "x.vqc").read_bytes()[:-3])
+    with pytest.raises(VQCError, match="truncated"):
+        decompress_file(tmp_path / "bad.vqc", trained["model"], prior)

@@ -253,3 +253,58 @@ def check_pair(prior: LoadedPrior, model_identity: str, prior_path: str | os.Pat
     if prior.model_identity != model_identity:
         raise VQAudioError(f"{prior_path}: prior was trained for VQ-VAE {prior.model_identity}, "
                            f"not this model ({model_identity})")
+
+
+# --------------------------------------------------------------------------- compressed codes files (.vqc)
+
+
+@dataclass
+class CompressResult:
+    n_codes: int
+    n_bytes: int  # the whole .vqc file (header included)
+    seconds: float  # audio duration the codes cover
+
+    @property
+    def bits_per_code(self) -> float:
+        return 8 * self.n_bytes / max(self.n_codes, 1)
+
+    @property
+    def bits_per_second(self) -> float:
+        return 8 * self.n_bytes / max(self.seconds, 1e-9)
+
+
+def compress_file(input_path: str | os.PathLike, output_path: str | os.PathLike, model: str | os.PathLike | None = None,
+                  prior: str | os.PathLike | None = None, speaker: str | None = None) -> CompressResult:
+    """`vqaudio encode IN OUT.vqc --compress`: audio -> codes (`vqaudio.codec.encode`) -> arithmetic-coded `.vqc`.
+
+    `model` / `prior` None: the codec's default model / the shipped prior. `speaker`: a speaker id of the
+    model to condition the prior on and to record in the file (None: the prior's unknown speaker).
+    """
+    from vqaudio.audio import load_audio
+    from vqaudio.codec import encode, load_codec, speaker_index
+    from vqaudio.entropy import save_compressed
+    from vqaudio.sampling import resolve_prior_path
+
+    loaded = load_codec(model)
+    loaded_prior = load_prior(resolve_prior_path(prior))
+    index = speaker_index(loaded, speaker) if speaker is not None else None
+    codes = encode(loaded, load_audio(input_path, loaded.sample_rate))
+    n_bytes = save_compressed(output_path, loaded_prior, codes, index, loaded.identity)
+    return CompressResult(len(codes), n_bytes, len(codes) * loaded.hop_length / loaded.sample_rate)
+
+
+def decompress_file(vqc_path: str | os.PathLike, model: str | os.PathLike | None = None,
+                    prior: str | os.PathLike | None = None) -> tuple[Any, np.ndarray, str | None]:
+    """`vqaudio decode X.vqc`: -> (LoadedModel, codes int64 [N], speaker id recorded in the file or None).
+
+    Refuses (VQCError, one line) a corrupt file or one made with another VQ-VAE or prior.
+    """
+    from vqaudio.codec import load_codec
+    from vqaudio.entropy import load_compressed, read_vqc
+    from vqaudio.sampling import resolve_prior_path
+
+    read_vqc(vqc_path)  # a corrupt or truncated file is refused before any model is loaded
+    loaded = load_codec(model)
+    codes, index = load_compressed(vqc_path, load_prior(resolve_prior_path(prior)), loaded.identity)
+    speaker = loaded.speakers[index] if index is not None and 0 <= index < len(loaded.speakers) else None
+    return loaded, codes, speaker
