@@ -21,7 +21,7 @@ from helpers.train_fixtures import make_data_root  # noqa: E402
 def constant_dataset(segment: int = 256) -> SegmentDataset:
     """Three utterances whose samples equal (speaker + 1) / 10: a window tells which one it came from."""
     audio = [np.full(1000, 0.1, np.float32), np.full(3000, 0.2, np.float32), np.full(100, 0.3, np.float32)]
-    return SegmentDataset(audio, [0, 1, 2], segment, seed=7)
+    return SegmentDataset.from_waveforms(audio, [0, 1, 2], segment, seed=7)
 
 
 def test_windows_have_the_right_shape_and_speakers():
@@ -49,11 +49,12 @@ def test_utterances_are_drawn_in_proportion_to_their_length():
 def test_batches_are_a_function_of_seed_rank_and_step():
     a, b = constant_dataset(), constant_dataset()
     audio = [np.random.default_rng(0).uniform(-1, 1, 5000).astype(np.float32)]
-    noisy = SegmentDataset(audio, [0], 256, seed=7)
+    noisy = SegmentDataset.from_waveforms(audio, [0], 256, seed=7)
     assert torch.equal(noisy.batch(5, 4).wav, noisy.batch(5, 4).wav)
     assert not torch.equal(noisy.batch(5, 4).wav, noisy.batch(6, 4).wav)
     assert not torch.equal(noisy.batch(5, 4, rank=0).wav, noisy.batch(5, 4, rank=1).wav)
-    assert not torch.equal(noisy.batch(5, 4).wav, SegmentDataset(audio, [0], 256, seed=8).batch(5, 4).wav)
+    other_seed = SegmentDataset.from_waveforms(audio, [0], 256, seed=8)
+    assert not torch.equal(noisy.batch(5, 4).wav, other_seed.batch(5, 4).wav)
     assert torch.equal(a.batch(9, 4).speaker, b.batch(9, 4).speaker)
     first, again = noisy.fixed_batches(2, 4), noisy.fixed_batches(2, 4)
     assert all(torch.equal(x.wav, y.wav) for x, y in zip(first, again, strict=True))
@@ -90,3 +91,21 @@ def test_read_speaker_info(tmp_path):
     tsv.write_text("p225\tF\t23  English  Southern England\np226\tM\t\np999\tF\tnot ours\n", encoding="utf-8")
     assert read_speaker_info(tsv, ["p225", "p226"]) == {"p225": "F  23  English  Southern England", "p226": "M"}
     assert read_speaker_info(None, ["p225"]) == {}
+
+
+def test_the_audio_cache_is_reused_and_renewed(tmp_path):
+    root = make_data_root(tmp_path / "data", utts=2)
+    cache = tmp_path / "cache"
+    first = SegmentDataset.from_data_dir(root / "train", ["p225", "p226"], 512, 16000, show_progress=False,
+                                         cache=cache)
+    assert not isinstance(first.samples, np.memmap) and len(list(cache.glob("train-*.npy"))) == 2
+    again = SegmentDataset.from_data_dir(root / "train", ["p225", "p226"], 512, 16000, show_progress=False,
+                                         cache=cache)
+    assert isinstance(again.samples, np.memmap) and np.array_equal(again.samples, first.samples)
+    assert torch.equal(again.batch(3, 4).wav, first.batch(3, 4).wav)
+    changed = DataDir.load(root / "train").wav_scp["p226_train001"]
+    sf.write(changed, np.zeros(4000, np.float32), 16000)  # the data changed: the cache must not be used
+    renewed = SegmentDataset.from_data_dir(root / "train", ["p225", "p226"], 512, 16000, show_progress=False,
+                                           cache=cache)
+    assert not isinstance(renewed.samples, np.memmap) and renewed.lengths[-1] == 4000
+    assert len(list(cache.glob("train-*.npy"))) == 2  # the stale cache was replaced

@@ -425,8 +425,10 @@ class VQVAETask:
         save_model(path, self.model, self.config.model, self.speakers, self.speaker_info, extra)
 
 
-def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool | None = None) -> VQVAETask:
-    """Load the data (see `resolve_data_dir`) and build the VQ-VAE (seeded by `train.seed`) for `train`."""
+def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool | None = None,
+               cache: Path | None = None) -> VQVAETask:
+    """Load the data (see `resolve_data_dir`; audio cached in the folder `cache` if given) and build the
+    VQ-VAE (seeded by `train.seed`) for `train`."""
     from vqaudio.models import build_vqvae
 
     cfg = config.train
@@ -437,16 +439,17 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
     splits = resolve_data_dir(data_dir)
     speakers = DataDir.load(splits.train).speakers
     sr = config.model.sample_rate
-    train_data = SegmentDataset.from_data_dir(splits.train, speakers, cfg.segment_samples, sr, cfg.seed, show_progress)
-    valid_data = (SegmentDataset.from_data_dir(splits.dev, speakers, cfg.segment_samples, sr, cfg.seed, show_progress)
-                  if splits.dev is not None else train_data)
+    train_data, valid_data = (
+        SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache)
+        if split is not None else None for split in (splits.train, splits.dev))
     torch.manual_seed(cfg.seed)
     model = build_vqvae(config.model, len(speakers))
-    return VQVAETask(model, config, speakers, read_speaker_info(splits.speakers_tsv, speakers), train_data, valid_data)
+    info = read_speaker_info(splits.speakers_tsv, speakers)
+    return VQVAETask(model, config, speakers, info, train_data, valid_data or train_data)
 
 
 def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config: Config, *, force: bool = False,
                 on_step: Callable[[int, dict], None] | None = None, show_progress: bool | None = None) -> TrainResult:
     """`vqaudio train`: the VQ-VAE on DATA_DIR's train split, validated on dev, in EXP_DIR (resuming)."""
-    return train(vqvae_task(data_dir, config, show_progress), config, exp_dir, force=force, on_step=on_step,
-                 show_progress=show_progress)
+    task = vqvae_task(data_dir, config, show_progress, cache=Path(exp_dir) / "cache")
+    return train(task, config, exp_dir, force=force, on_step=on_step, show_progress=show_progress)

@@ -1,9 +1,10 @@
 """Random fixed-length training windows from a Kaldi data dir, deterministic in (seed, rank, step).
 
 All audio of a split is read once (through `vqaudio.audio.load_audio`, several files at a time) and
-kept in memory as 16-bit integers in one array: 2 bytes per sample, so real VCTK (~44 h at 16 kHz)
-takes ~2.5 GB per process rather than 5 GB as float32, and no file is touched while training.
-8-bit mu-law targets lose nothing to the 16-bit store.
+kept as 16-bit integers in one array: 2 bytes per sample, so VCTK's ~44 h at 16 kHz take ~5 GB rather
+than 10 GB as float32, and no audio file is touched while training. 8-bit mu-law targets lose nothing to
+the 16-bit store. Training caches that array in EXP_DIR/cache and maps it read-only on later runs, so a
+resumed run starts at once and the ranks of a distributed run share one copy of it in the page cache.
 
 A window starts in an utterance drawn with probability proportional to its length (every sample of
 the corpus is equally likely to be seen) at a uniformly drawn offset. Utterances shorter than a window
@@ -15,6 +16,7 @@ on what was drawn before, so a resumed run sees exactly the data the uninterrupt
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from torch import Tensor
 from vqaudio.audio import load_audio
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import DataError
+from vqaudio.fileio import atomic_path
 from vqaudio.progress import progress
 
 _INT16_SCALE = 32767.0
@@ -86,38 +89,50 @@ def read_speaker_info(path: Path | None, speakers: list[str]) -> dict[str, str]:
 
 
 class SegmentDataset:
-    """In-memory audio of one split, cut into random windows of `segment_samples` samples.
+    """The audio of one split in one int16 array, cut into random windows of `segment_samples` samples.
 
-    `audio`: one [T] array per utterance, float in [-1, 1] or int16; `speaker_index`: each one's speaker
-    (index into the model's speaker list, in embedding order).
+    samples: int16 [S], the utterances end to end (an array or a read-only memmap); lengths: int [U], samples
+    per utterance; speaker_index: int [U], each one's speaker (index into the model's speaker list).
     """
 
-    def __init__(self, audio: list[np.ndarray], speaker_index: list[int], segment_samples: int, seed: int = 0):
-        if not audio:
+    def __init__(self, samples: np.ndarray, lengths: np.ndarray, speaker_index: np.ndarray | list[int],
+                 segment_samples: int, seed: int = 0):
+        if len(lengths) == 0:
             raise DataError("no utterances to train on")
         if segment_samples < 1:
             raise DataError(f"segment_samples must be >= 1, got {segment_samples}")
-        lengths = np.array([len(a) for a in audio], dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(lengths)])
-        self.samples = np.concatenate([_to_int16(a) for a in audio])  # int16 [total samples]
-        self.lengths = lengths
+        self.samples, self.lengths = samples, np.asarray(lengths, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
         self.speaker_index = np.asarray(speaker_index, dtype=np.int64)
-        self.segment_samples = segment_samples
-        self.seed = seed
-        weight = np.maximum(lengths, 1).astype(np.float64)
+        self.segment_samples, self.seed = segment_samples, seed
+        weight = np.maximum(self.lengths, 1).astype(np.float64)
         self.weights = weight / weight.sum()
 
     @classmethod
+    def from_waveforms(cls, audio: list[np.ndarray], speaker_index: list[int], segment_samples: int,
+                       seed: int = 0) -> SegmentDataset:
+        """From one [T] array per utterance, float in [-1, 1] or int16."""
+        lengths = np.array([len(a) for a in audio], dtype=np.int64)
+        samples = np.concatenate([_to_int16(a) for a in audio]) if audio else np.zeros(0, np.int16)
+        return cls(samples, lengths, speaker_index, segment_samples, seed)
+
+    @classmethod
     def from_data_dir(cls, path: str | os.PathLike, speakers: list[str], segment_samples: int, sample_rate: int,
-                      seed: int = 0, show_progress: bool | None = None) -> SegmentDataset:
-        """Read every utterance of the data dir at `path` whose speaker is in `speakers`."""
+                      seed: int = 0, show_progress: bool | None = None, cache: Path | None = None) -> SegmentDataset:
+        """Read every utterance of the data dir at `path` whose speaker is in `speakers`.
+
+        With `cache` (a folder), the int16 audio is also written there (`<split>-<key>.npy`, the key a hash of
+        the files' paths, sizes and times) and later runs map it read-only instead of decoding every file:
+        resuming is quicker and the ranks of a distributed run share one copy in the page cache.
+        """
         data = DataDir.load(path)
         index = {s: i for i, s in enumerate(speakers)}
         utts = [u for u in data.utterances if data.utt2spk[u] in index]
         if not utts:
             raise DataError(f"{path}: no utterance of the model's speakers ({', '.join(speakers[:5])}...)")
-        audio = _load_all([data.wav_scp[u] for u in utts], sample_rate, show_progress, Path(path).name)
-        return cls(audio, [index[data.utt2spk[u]] for u in utts], segment_samples, seed)
+        paths = [data.wav_scp[u] for u in utts]
+        samples, lengths = _load_cached(paths, sample_rate, show_progress, Path(path).name, cache)
+        return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -155,6 +170,39 @@ def _to_int16(wav: np.ndarray) -> np.ndarray:
     if wav.dtype == np.int16:
         return wav
     return np.round(np.clip(wav, -1.0, 1.0) * _INT16_SCALE).astype(np.int16)
+
+
+def _cache_key(paths: list[str], sample_rate: int) -> str:
+    h = hashlib.sha256(f"{sample_rate}\n".encode())
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _load_cached(paths: list[str], sample_rate: int, show_progress: bool | None, name: str,
+                 cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(int16 samples [S] end to end, lengths [U]) of `paths`, through the cache folder when given."""
+    if cache is not None:
+        key = _cache_key(paths, sample_rate)
+        samples_path, lengths_path = cache / f"{name}-{key}.npy", cache / f"{name}-{key}.lengths.npy"
+        if samples_path.exists() and lengths_path.exists():
+            return np.load(samples_path, mmap_mode="r"), np.load(lengths_path)
+    audio = _load_all(paths, sample_rate, show_progress, name)
+    lengths = np.array([len(a) for a in audio], dtype=np.int64)
+    samples = np.concatenate(audio)
+    del audio
+    if cache is not None:
+        for old in cache.glob(f"{name}-*.npy"):  # caches of other versions of the data
+            old.unlink(missing_ok=True)
+        with atomic_path(samples_path) as tmp:
+            np.save(tmp, samples)
+        with atomic_path(lengths_path) as tmp:  # written last: its presence marks a complete cache
+            np.save(tmp, lengths)
+    return samples, lengths
 
 
 def _load_all(paths: list[str], sample_rate: int, show_progress: bool | None, name: str) -> list[np.ndarray]:
