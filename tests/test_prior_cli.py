@@ -124,3 +124,12 @@ def test_compress_file_round_trip(trained, tmp_path) -> None:
     (tmp_path / "bad.vqc").write_bytes((tmp_path / "x.vqc").read_bytes()[:-3])
     with pytest.raises(VQCError, match="truncated"):
         decompress_file(tmp_path / "bad.vqc", trained["model"], prior)
+
+
+def test_sample_without_prior_says_how_to_get_one(trained, tmp_path, monkeypatch) -> None:
+    import vqaudio.sampling
+
+    monkeypatch.setattr(vqaudio.sampling, "PRETRAINED_PRIOR", tmp_path / "none.pt")
+    result = CliRunner().invoke(app, ["sample", str(tmp_path / "x.wav"), "--speaker", "p225", "--model",
+                                      str(trained["model"])])
+    assert result.exit_code == 1 and "no --prior given" in result.output and "train-prior" in result.output

@@ -56,7 +56,8 @@ def sample_cmd(
     model: Path | None = typer.Option(None, "--model", help="VQ-VAE the prior was trained for [default: the "
                                                             "codec's default model]."),
     temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature of the prior (<= 0: argmax)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same sample)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed: the same seed gives the same sample "
+                                                          "[default: a fresh random draw]."),
     codes_out: Path | None = typer.Option(None, "--codes-out", help="Also save the sampled codes (.npy, int64 [N])."),
 ) -> None:
     """Generate new speech: sample codes from the latent prior, decode them in a speaker's voice."""
