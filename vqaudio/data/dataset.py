@@ -197,7 +197,8 @@ def _load_cached(paths: list[str], sample_rate: int, show_progress: bool | None,
     del audio
     if cache is not None:
         for old in cache.glob(f"{name}-*.npy"):  # caches of other versions of the data
-            old.unlink(missing_ok=True)
+            if not old.name.startswith(f"{name}-{key}."):
+                old.unlink(missing_ok=True)
         with atomic_path(samples_path) as tmp:
             np.save(tmp, samples)
         with atomic_path(lengths_path) as tmp:  # written last: its presence marks a complete cache
