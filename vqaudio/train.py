@@ -8,7 +8,11 @@ model. `train(task, config, exp_dir)` does the rest, the same for every model:
   gradient clipping; steps whose gradient is not finite are skipped (10 in a row stop the run).
 - bf16 autocast on CUDA (`amp`); CPU or CUDA picked automatically; `threads` sets torch's CPU threads.
 - `EXP_DIR/config.yaml` written on the first run; re-running resumes from the latest checkpoint and refuses
-  a changed config (except `vqaudio.checkpoint.RESUMABLE_KEYS`) unless `force=True`.
+  a changed config (except `vqaudio.checkpoint.RESUMABLE_KEYS`) unless `force=True`. A resumed run is the
+  same run: model, optimiser, step (the learning-rate schedule is a function of it), RNG states, and the
+  task's data, drawn per step from (seed, rank, step). One process resumes to bit-identical losses; under
+  DDP ranks other than 0 reseed from (seed, rank, step). `max_minutes` counts training time over all
+  resumptions; a finished run re-run does nothing more. Raising `max_steps` stretches the cosine schedule.
 - `EXP_DIR/log.jsonl`: one JSON record per line (`kind`: start, train, valid); on resume records after the
   checkpoint's step are dropped, so the log always describes one run.
 - Checkpoints every `checkpoint_every` steps and at the end (`vqaudio.checkpoint`), the exported model
