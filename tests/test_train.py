@@ -243,3 +243,15 @@ def test_truncate_log_drops_later_and_torn_records(tmp_path):
     last_train, last_valid = ckpt.truncate_log(log, 2)
     assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 2]
     assert last_train == {"kind": "train", "step": 2, "loss": 1} and last_valid["loss"] == 2
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_training_and_cpu_loading(tmp_path, data):
+    """On a GPU: bf16 autocast steps stay finite, and the exported model loads on a CPU-only reader."""
+    cfg = quick_config("train.max_steps=4", "train.amp=true")
+    result = train_vqvae(data, tmp_path / "exp", cfg, show_progress=False)
+    start = records(tmp_path / "exp", "start")[0]
+    assert start["device"].startswith("cuda")
+    assert all(np.isfinite(r["loss"]) for r in records(tmp_path / "exp"))
+    assert result.valid and np.isfinite(result.valid["nll"])
+    assert next(load_model(tmp_path / "exp" / "model.pt").model.parameters()).device.type == "cpu"
