@@ -277,9 +277,12 @@ def _shared_mcd(test: SplitData, convs: dict[tuple[str, str], np.ndarray], sr: i
         ref = load_audio(data.wav_scp[v], sr)
         conv_mcd.append(mcd(ref, wav, sr, align=True))
         src_mcd.append(mcd(ref, test.wavs[u], sr, align=True))
-    mean = (lambda x: float(np.mean(x)) if x else float("nan"))  # noqa: E731
-    return {"pairs": len(conv_mcd), "mcd_conversion_to_target_db": mean(conv_mcd),
-            "mcd_source_to_target_db": mean(src_mcd)}
+    return {"pairs": len(conv_mcd), "mcd_conversion_to_target_db": _mean(conv_mcd),
+            "mcd_source_to_target_db": _mean(src_mcd)}
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 def vc_section(loaded: Any, train: SplitData, test: SplitData, utts: list[str], recon: list[np.ndarray],
@@ -301,7 +304,10 @@ def vc_section(loaded: Any, train: SplitData, test: SplitData, utts: list[str], 
     re_conv = {f"{u}>{t}": encode_wav(loaded, w) for (u, t), w in convs.items()}
     labels = test.labels
     conv_labels = {f"{u}>{t}": labels[u] for u, t in pairs if u in labels}
-    probe = (lambda codes, lab: P.probe_accuracy(mapping, codes, lab, rate) if mapping else float("nan"))  # noqa: E731
+
+    def probe(codes: dict[str, np.ndarray], lab: dict[str, list[str]]) -> float:
+        return P.probe_accuracy(mapping, codes, lab, rate) if mapping else float("nan")
+
     return {
         "targets": targets, "conversions": len(pairs),
         "speaker_id": {
