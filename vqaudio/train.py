@@ -453,7 +453,8 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
 
 
 def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config: Config, *, force: bool = False,
-                on_step: Callable[[int, dict], None] | None = None, show_progress: bool | None = None) -> TrainResult:
+                device: str | torch.device | None = None, on_step: Callable[[int, dict], None] | None = None,
+                show_progress: bool | None = None) -> TrainResult:
     """`vqaudio train`: the VQ-VAE on DATA_DIR's train split, validated on dev, in EXP_DIR (resuming)."""
     task = vqvae_task(data_dir, config, show_progress, cache=Path(exp_dir) / "cache")
-    return train(task, config, exp_dir, force=force, on_step=on_step, show_progress=show_progress)
+    return train(task, config, exp_dir, force=force, device=device, on_step=on_step, show_progress=show_progress)
