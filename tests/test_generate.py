@@ -9,7 +9,7 @@ import torch
 from vqaudio.config import WaveNetConfig
 from vqaudio.generate import (
     _exp_inplace,
-    _sample_columns,
+    _sample_rows,
     cached_logits,
     extract_weights,
     generate,
@@ -116,13 +116,13 @@ def test_sampler_matches_softmax_with_temperature() -> None:
     u = np.random.default_rng(0).random(20000)
     out, e, bits = np.empty(len(u), np.int64), np.empty(4, np.float32), np.empty(4, np.int32)
     for temperature in (1.0, 0.5):
-        cols = np.ascontiguousarray(np.repeat(logits[:, None], len(u), axis=1))
-        _sample_columns(cols, u, temperature, out, e, bits)
+        rows = np.ascontiguousarray(np.repeat(logits[None], len(u), axis=0))
+        _sample_rows(rows, u, temperature, out, e, bits)
         p = np.exp(logits / temperature) / np.exp(logits / temperature).sum()
         freq = np.bincount(out, minlength=4) / len(u)
         assert np.abs(freq - p).max() < 0.015, (temperature, freq, p)
         # the device sampler implements the same inverse CDF
-        dev = sample_torch(torch.from_numpy(cols.T.copy()), torch.from_numpy(u), temperature)
+        dev = sample_torch(torch.from_numpy(rows), torch.from_numpy(u), temperature)
         assert (dev.numpy() == out).mean() > 0.999
 
 

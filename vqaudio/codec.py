@@ -147,15 +147,24 @@ def _segment_cond(loaded, codes: np.ndarray, start: int, end: int, length: int, 
     return cond[:, :, start - a:start - a + length]
 
 
+def auto_segment_seconds(total_seconds: float, columns: int = 32) -> float:
+    """Segment length that fills `columns` columns where possible, within [0.25, 1] s. The compiled loop's cost
+    per step grows far slower than its column count (the weights are read once per step for all columns), so
+    cutting short inputs finer makes them faster; the price is more (cross-faded) segment starts."""
+    return float(min(1.0, max(0.25, total_seconds / columns)))
+
+
 def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature: float = 1.0,
-               seed: int | None = None, method: str = "auto", segment_seconds: float = 1.0,
+               seed: int | None = None, method: str = "auto", segment_seconds: float | None = None,
                overlap_seconds: float = 0.05, max_columns: int = 32,
                on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
     """Decode several code sequences (int [N_i] each) with speaker indices -> waveforms float32 [N_i * hop].
 
-    Every utterance is cut into ~`segment_seconds` segments overlapping by `overlap_seconds`; all segments
-    of all utterances are generated as the columns of batches of at most `max_columns` (memory stays
-    bounded), then cross-faded linearly. The same seed gives the same audio for the same inputs.
+    Every utterance is cut into segments (`segment_seconds`, default `auto_segment_seconds` of the total: 1 s
+    for 32 s of audio or more, 0.25 s below 8 s) overlapping by `overlap_seconds`; all segments of all
+    utterances are generated as the columns of batches of at most `max_columns` (memory stays bounded), then
+    cross-faded linearly.
+    The same seed gives the same audio for the same inputs.
     on_progress(samples_done, samples_total) counts generated samples over all columns.
     """
     from vqaudio.audio import mu_law_decode
@@ -164,6 +173,8 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
     if temperature < 0:
         raise VQAudioError(f"temperature must be >= 0 (0 = most likely sample), got {temperature}")
     hop, sr, wavenet = loaded.hop_length, loaded.sample_rate, loaded.model.decoder
+    if segment_seconds is None:
+        segment_seconds = auto_segment_seconds(sum(len(c) for c in codes) * hop / sr, max_columns)
     overlap = max(1, round(overlap_seconds * sr / hop))
     segment = max(overlap + 1, round(segment_seconds * sr / hop))
     jobs = [(u, s, e) for u, c in enumerate(codes) for s, e in plan_segments(len(c), segment, overlap)]

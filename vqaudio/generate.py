@@ -85,7 +85,7 @@ def extract_weights(wavenet: torch.nn.Module) -> WaveNetWeights:
 # --------------------------------------------------------------------------- elementwise kernels
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _exp_inplace(v: np.ndarray, bits: np.ndarray) -> None:
     """v[:] = exp(v) for float32 [M], branch-free so that LLVM vectorises it (libm's expf does not).
 
@@ -110,28 +110,27 @@ def _exp_inplace(v: np.ndarray, bits: np.ndarray) -> None:
         v[i] *= scale[i]
 
 
-@njit(cache=True, fastmath=False)
-def _sample_columns(logits: np.ndarray, uniforms: np.ndarray, temperature: float, out: np.ndarray,
-                    e: np.ndarray, bits: np.ndarray) -> None:
-    """Draw one class per column. logits [C, B] float32, uniforms [B] in [0, 1), out [B] int64.
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _sample_rows(logits: np.ndarray, uniforms: np.ndarray, temperature: float, out: np.ndarray,
+                 e: np.ndarray, bits: np.ndarray) -> None:
+    """Draw one class per row. logits [B, C] float32, uniforms [B] in [0, 1), out [B] int64.
 
     softmax(logits / temperature) by the inverse CDF (sums in float64); temperature <= 0 takes the argmax.
     e: float32 scratch [C], bits: int32 scratch [C].
     """
-    C, B = logits.shape
+    B, C = logits.shape
     inv_t = np.float32(1.0 / temperature) if temperature > 0.0 else np.float32(0.0)
     for b in range(B):
-        best = 0
-        m = logits[0, b]
+        row = logits[b]
+        best, m = 0, row[0]
         for i in range(1, C):
-            if logits[i, b] > m:
-                m = logits[i, b]
-                best = i
+            if row[i] > m:
+                m, best = row[i], i
         if temperature <= 0.0:
             out[b] = best
             continue
         for i in range(C):
-            e[i] = (logits[i, b] - m) * inv_t
+            e[i] = (row[i] - m) * inv_t
         _exp_inplace(e, bits)
         total = 0.0
         for i in range(C):
@@ -149,7 +148,7 @@ def _sample_columns(logits: np.ndarray, uniforms: np.ndarray, temperature: float
 # --------------------------------------------------------------------------- the compiled loop
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _gated_layer(layer, t, h, X, a, e, bits, z, rs, skip, ring, offsets, sizes, dilations, k, dilated_w, cond_l,
                  res_skip_w) -> None:
     """One residual layer for one sample, all B columns; updates h [R, B] and skip [S + 1, B] in place.
@@ -181,7 +180,7 @@ def _gated_layer(layer, t, h, X, a, e, bits, z, rs, skip, ring, offsets, sizes, 
         sf[i] += rsf[R * B + i]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _output(skip, out1_w, out2_w, o1, logits) -> None:
     """logits [C, B] = out2(relu(out1(relu(skip)))); skip, o1 [S + 1, B] with a last row of ones."""
     B = skip.shape[1]
@@ -195,7 +194,7 @@ def _output(skip, out1_w, out2_w, o1, logits) -> None:
     np.dot(out2_w, o1, logits)
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 def _run(embed, dilated_w, res_skip_w, out1_w, out2_w, dilations, k, cond, upsample, ring, offsets, sizes, x,
          t0, t1, inputs, teacher, uniforms, temperature, samples, logits_out) -> None:
     """Advance B columns from sample t0 to t1 (state: `ring` [slots, R, B] and inputs `x` [B], in place).
@@ -212,7 +211,7 @@ def _run(embed, dilated_w, res_skip_w, out1_w, out2_w, dilations, k, cond, upsam
     bits = np.empty(max(G * B, C), np.int32)
     z, skip, o1 = np.ones((G // 2 + 1, B), np.float32), np.ones((S + 1, B), np.float32), np.ones((S + 1, B), np.float32)
     rs, logits = np.empty((R + S, B), np.float32), np.empty((C, B), np.float32)
-    drawn = np.empty(B, np.int64)
+    rows, drawn = np.empty((B, C), np.float32), np.empty(B, np.int64)
     n_frames = cond.shape[0]
     for t in range(t0, t1):
         frame = min(t // upsample, n_frames - 1)
@@ -228,7 +227,8 @@ def _run(embed, dilated_w, res_skip_w, out1_w, out2_w, dilations, k, cond, upsam
         if teacher:
             logits_out[t - t0] = logits
         else:
-            _sample_columns(logits, uniforms[t - t0], temperature, drawn, e, bits)
+            rows[:] = logits.T
+            _sample_rows(rows, uniforms[t - t0], temperature, drawn, e, bits)
             for b in range(B):
                 samples[b, t] = drawn[b]
                 x[b] = drawn[b]
@@ -382,8 +382,8 @@ def _generate_eager(wavenet, cond, n, temperature, rng, upsample, on_progress, w
         for t in range(t0, t1):
             logits, state = wavenet.step(x, cond[:, :, _frame(t, N, upsample)], state)
             if on_cpu:
-                _sample_columns(np.ascontiguousarray(logits.float().numpy().T), uniforms[t - t0], temperature,
-                                drawn, e, bits)
+                _sample_rows(np.ascontiguousarray(logits.float().numpy()), uniforms[t - t0], temperature, drawn,
+                             e, bits)
                 x = torch.from_numpy(drawn.copy())
             else:
                 x = sample_torch(logits, u_dev[t - t0], temperature)
@@ -430,8 +430,8 @@ def _generate_naive(wavenet, cond, n, temperature, rng, upsample, on_progress, w
         for t in range(t0, t1):
             s = max(0, t - rf + 1)
             logits = window_logits(wavenet, inputs[:, s:t + 1], cond, s, upsample)[:, :, -1]
-            _sample_columns(np.ascontiguousarray(logits.float().cpu().numpy().T), uniforms[t - t0], temperature,
-                            drawn, e, bits)
+            _sample_rows(np.ascontiguousarray(logits.float().cpu().numpy()), uniforms[t - t0], temperature, drawn,
+                         e, bits)
             inputs[:, t + 1] = torch.from_numpy(drawn.copy()).to(cond.device)
         if on_progress is not None:
             on_progress(t1)
