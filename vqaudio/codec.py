@@ -181,23 +181,33 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
     length = max(e - s for _, s, e in jobs)  # frames per column
     outs = [np.zeros(len(c) * hop, np.float32) for c in codes]
     rng, weights = np.random.default_rng(seed), extract_weights(wavenet)
-    total, done = len(jobs) * length * hop, 0
+    total = len(jobs) * length * hop
     for g in range(0, len(jobs), max_columns):
         group = jobs[g:g + max_columns]
         with torch.inference_mode():
             cond = torch.cat([_segment_cond(loaded, codes[u], s, e, length, speakers[u]) for u, s, e in group])
-        base = done
         levels = generate(wavenet, cond, length * hop, temperature, rng, method, weights=weights,
-                          on_progress=None if on_progress is None else lambda t, b=base, k=len(group):
-                          on_progress(b + t * k, total))
-        done += len(group) * length * hop
+                          on_progress=_columns_progress(on_progress, g * length * hop, len(group), total))
         wavs = mu_law_decode(levels.cpu(), wavenet.classes).numpy()
-        for (u, s, e), wav in zip(group, wavs, strict=True):
-            fade_in = overlap * hop if s > 0 else 0
-            fade_out = overlap * hop if e < len(codes[u]) else 0
-            n = (e - s) * hop
-            outs[u][s * hop:e * hop] += wav[:n] * crossfade_weights(n, fade_in, fade_out)
+        _add_segments(outs, group, wavs, [len(c) for c in codes], overlap * hop, hop)
     return outs
+
+
+def _columns_progress(on_progress: Callable[[int, int], None] | None, base: int, columns: int,
+                      total: int) -> Callable[[int], None] | None:
+    """generate's per-column sample count -> on_progress(samples done over all columns, total)."""
+    if on_progress is None:
+        return None
+    return lambda t: on_progress(base + t * columns, total)
+
+
+def _add_segments(outs: list[np.ndarray], group: list[tuple[int, int, int]], wavs: np.ndarray,
+                  n_frames: list[int], fade: int, hop: int) -> None:
+    """Cross-fade the generated columns wavs [B, T] into their utterances (segment (u, start, end) per column)."""
+    for (u, s, e), wav in zip(group, wavs, strict=True):
+        n = (e - s) * hop
+        weights = crossfade_weights(n, fade if s > 0 else 0, fade if e < n_frames[u] else 0)
+        outs[u][s * hop:e * hop] += wav[:n] * weights
 
 
 def decode(loaded, codes: np.ndarray, speaker: str, temperature: float = 1.0, seed: int | None = None,
