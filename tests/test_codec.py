@@ -108,6 +108,12 @@ def test_segment_plan_covers_every_frame_once_outside_overlaps() -> None:
         assert max(e - s for s, e in segs) <= 250 + 13
 
 
+def test_auto_segments_fill_the_batch_within_bounds() -> None:
+    assert codec.auto_segment_seconds(4.0) == 0.25  # short input: finest segments
+    assert codec.auto_segment_seconds(16.0) == 0.5  # 32 columns of 0.5 s
+    assert codec.auto_segment_seconds(600.0) == 1.0  # long input: 1 s segments, in groups of 32
+
+
 def test_crossfades_sum_to_one() -> None:
     length, fade = 100, 20
     a = codec.crossfade_weights(length, 0, fade)

@@ -6,8 +6,8 @@
     outs = convert(loaded, [wav_a, wav_b], "p225", seed=0)                          # one batch through the decoder
 
 Long inputs run in bounded memory: the encoder reads chunks (10 s by default) with its receptive field as
-overlap on both sides, so the codes equal those of one pass; the decoder generates ~1 s segments, several
-at once as the columns of one batch (`vqaudio.generate`), with 50 ms of overlap cross-faded linearly.
+overlap on both sides, so the codes equal those of one pass; the decoder generates 0.25-1 s segments, up to
+32 at once as the columns of one batch (`vqaudio.generate`), with 50 ms of overlap cross-faded linearly.
 """
 
 from __future__ import annotations
