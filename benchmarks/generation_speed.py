@@ -3,6 +3,7 @@
     python benchmarks/generation_speed.py                   # mini model (ModelConfig defaults), ~1-2 min
     python benchmarks/generation_speed.py --small           # also a smaller WaveNet decoder
     python benchmarks/generation_speed.py --long 600        # also encode + convert a 10-minute signal (peak memory)
+    python benchmarks/generation_speed.py --long 120 --skip-main
 
 Real-time factor (RTF) = compute seconds per second of 16 kHz audio (lower is faster; < 1 is faster than real
 time). Random weights: speed does not depend on training. The naive (receptive field recomputed per sample)
@@ -164,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="also measure a smaller decoder (2x6, 32/64/64)")
     parser.add_argument("--long", type=float, default=0.0, help="also encode + convert a signal this many seconds long")
+    parser.add_argument("--skip-main", action="store_true", help="only the --long measurement")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="numba column groups and torch threads")
     parser.add_argument("--naive-samples", type=int, default=160)
     parser.add_argument("--eager-samples", type=int, default=800)
@@ -173,7 +175,8 @@ def main() -> None:
     print("warning: other CPU load on these cores invalidates absolute figures; compare the ratios of one run")
     with tempfile.TemporaryDirectory() as tmp:
         loaded = make_model(False, Path(tmp) / "mini.pt")
-        bench_decoder(loaded, "mini (ModelConfig defaults)", args.naive_samples, args.eager_samples)
+        if not args.skip_main:
+            bench_decoder(loaded, "mini (ModelConfig defaults)", args.naive_samples, args.eager_samples)
         if args.small:
             bench_decoder(make_model(True, Path(tmp) / "small.pt"), "smaller decoder", args.naive_samples,
                           args.eager_samples)
