@@ -1,18 +1,20 @@
 """WaveNet sampling: cached incremental generation (Fast WaveNet, Paine et al. 2016) on three paths.
 
-Every path keeps, per layer, a buffer of its past inputs, so one sample costs O(layers) work instead of a
-pass over the receptive field. One entry point, `generate`, picks the path:
+The cached paths keep, per layer, a buffer of its past inputs, so one sample costs O(layers) work instead of
+a pass over the receptive field. One entry point, `generate`, picks the path:
 
 - ``naive``: recompute the whole receptive field for every sample (a reference for the benchmark only).
 - ``eager``: the model's own cached `WaveNet.step` in PyTorch, one sample at a time (on CUDA: batched on
   the device under `torch.inference_mode`).
 - ``numba``: the fast CPU path. Each layer's k dilated taps are fused into one matrix product
   (weight [G, k*R] times the stacked buffer columns [k*R, B]), the per-sample loop runs compiled, and the
-  B columns (utterances, or segments of one utterance) share every matrix product.
+  B columns (utterances, or segments of one utterance) share every matrix product; column groups run on
+  `threads` threads (the loop releases the GIL; BLAS is kept to one thread each).
 
-Sampling is the same on every CPU path: softmax with temperature over the logits in float64 and the inverse
-CDF at a uniform drawn beforehand from `numpy.random.default_rng(seed)`, so the eager and numba paths give
-identical samples for the same seed (up to a float32 logit rounding that lands exactly on a CDF step).
+Sampling is the same on every CPU path (`_sample_rows`): softmax with temperature (float32 exp, float64 sums)
+and the inverse CDF at a uniform drawn beforehand from `numpy.random.default_rng(seed)`, so the eager and
+numba paths give identical samples for the same seed (up to a float32 logit rounding that lands exactly on
+a CDF step).
 """
 
 from __future__ import annotations
