@@ -156,14 +156,14 @@ def auto_segment_seconds(total_seconds: float, columns: int = 32) -> float:
 
 def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature: float = 1.0,
                seed: int | None = None, method: str = "auto", segment_seconds: float | None = None,
-               overlap_seconds: float = 0.05, max_columns: int = 32,
+               overlap_seconds: float = 0.05, max_columns: int | None = None,
                on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
     """Decode several code sequences (int [N_i] each) with speaker indices -> waveforms float32 [N_i * hop].
 
     Every utterance is cut into segments (`segment_seconds`, default `auto_segment_seconds` of the total: 1 s
     for 32 s of audio or more, 0.25 s below 8 s) overlapping by `overlap_seconds`; all segments of all
-    utterances are generated as the columns of batches of at most `max_columns` (memory stays bounded), then
-    cross-faded linearly.
+    utterances are generated as the columns of batches of at most `max_columns` (default 32 on the CPU, 512 on
+    CUDA; memory stays bounded), then cross-faded linearly.
     The same seed gives the same audio for the same inputs.
     on_progress(samples_done, samples_total) counts generated samples over all columns.
     """
@@ -173,6 +173,9 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
     if temperature < 0:
         raise VQAudioError(f"temperature must be >= 0 (0 = most likely sample), got {temperature}")
     hop, sr, wavenet = loaded.hop_length, loaded.sample_rate, loaded.model.decoder
+    if not codes:
+        return []
+    max_columns = max_columns or (512 if _device(loaded).type == "cuda" else 32)
     if segment_seconds is None:
         segment_seconds = auto_segment_seconds(sum(len(c) for c in codes) * hop / sr, max_columns)
     overlap = max(1, round(overlap_seconds * sr / hop))
