@@ -296,15 +296,29 @@ def encode_file(input_path: Path, output_path: Path, model: Path | None = None,
     return codes
 
 
-def decode_file(codes_path: Path, output_path: Path, speaker: str, model: Path | None = None,
-                temperature: float = 1.0, seed: int | None = None, on_progress: ProgressFn | None = None) -> np.ndarray:
-    """Codes file -> audio file in `speaker`'s voice; returns the waveform float32 [N * hop]."""
+def decode_file(codes_path: Path, output_path: Path, speaker: str | None, model: Path | None = None,
+                temperature: float = 1.0, seed: int | None = None, on_progress: ProgressFn | None = None,
+                prior: Path | None = None) -> np.ndarray:
+    """Codes file (.npy, or arithmetic-coded .vqc read with the prior) -> audio file in `speaker`'s voice.
+
+    For a .vqc file `speaker` may be None: the speaker recorded in the file is used.
+    Returns the waveform float32 [N * hop].
+    """
     from vqaudio.audio import save_audio
     from vqaudio.fileio import refuse_same_path
 
     refuse_same_path([Path(codes_path)], Path(output_path))
-    loaded = load_codec(model)
-    codes = load_codes(codes_path, loaded.config.vq.codebook_size)
+    if Path(codes_path).suffix == ".vqc":
+        from vqaudio.prior import decompress_file
+
+        loaded, codes, recorded = decompress_file(codes_path, model, prior)
+        speaker = speaker or recorded
+    else:
+        loaded = load_codec(model)
+        codes = load_codes(codes_path, loaded.config.vq.codebook_size)
+    if speaker is None:
+        raise VQAudioError(f"{codes_path}: no speaker recorded in the file; give --speaker "
+                           f"(one of {', '.join(loaded.speakers)})")
     wav = decode(loaded, codes, speaker, temperature, seed, on_progress=on_progress)
     save_audio(output_path, wav, loaded.sample_rate)
     return wav

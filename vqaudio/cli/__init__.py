@@ -70,4 +70,4 @@ def main() -> None:
 
 
 # Command modules register on `app` / `data_app` when imported.
-from vqaudio.cli import codec_cmds, data_cmds, eval_cmds, train_cmds  # noqa: E402,F401
+from vqaudio.cli import codec_cmds, data_cmds, eval_cmds, prep_cmds, prior_cmds, train_cmds  # noqa: E402,F401

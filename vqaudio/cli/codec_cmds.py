@@ -9,10 +9,12 @@ from pathlib import Path
 import typer
 
 from vqaudio.cli import app, command
+from vqaudio.errors import VQAudioError
 from vqaudio.progress import console
 
 MODEL_HELP = "VQ-VAE model file [default: $VQAUDIO_MODEL, else the model shipped in vqaudio/pretrained/vqvae.pt]."
 TEMPERATURE_HELP = "Softmax temperature of the decoder (1 = the model's distribution; 0 = most likely sample)."
+PRIOR_HELP = "Latent prior file for .vqc files [default: the prior shipped in vqaudio/pretrained/prior.pt]."
 SEED_HELP = "Random seed: the same seed gives the same audio [default: a fresh random draw]."
 
 
@@ -29,12 +31,26 @@ def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 @command(app, "encode")
 def encode_cmd(
     input_path: Path = typer.Argument(..., metavar="IN", help="Audio file (WAV/FLAC/OGG, any rate, mono or stereo)."),
-    output_path: Path = typer.Argument(..., metavar="CODES", help="Codes file to write (.npy, int16 [N])."),
+    output_path: Path = typer.Argument(..., metavar="CODES", help="Codes file to write (.npy, int16 [N]; .vqc with "
+                                       "--compress)."),
     model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+    compress: bool = typer.Option(False, "--compress", help="Arithmetic-code the codes under the latent prior (.vqc)."),
+    prior: Path | None = typer.Option(None, "--prior", help=PRIOR_HELP),
+    speaker: str | None = typer.Option(None, "--speaker", help="With --compress: the input's speaker, if the model "
+                                       "knows it (conditions the prior; recorded in the file)."),
 ) -> None:
-    """Encode audio to codes: one int16 per frame (hop samples)."""
+    """Encode audio to codes: one int16 per frame (hop samples), or a compressed .vqc file."""
     from vqaudio.codec import encode_file
 
+    if compress:
+        from vqaudio.prior import compress_file
+
+        result = compress_file(input_path, output_path, model, prior, speaker)
+        console.print(f"wrote {output_path} ({result.n_codes} codes, {result.n_bytes} bytes: "
+                      f"{result.bits_per_code:.2f} bits/code, {result.bits_per_second:.0f} bit/s)", highlight=False)
+        return
+    if speaker is not None or prior is not None:
+        raise VQAudioError("--speaker and --prior only apply with --compress")
     with _progress_bar("encode") as on_progress:
         codes = encode_file(input_path, output_path, model, on_progress)
     console.print(f"wrote {output_path} ({len(codes)} codes)", highlight=False)
@@ -42,9 +58,11 @@ def encode_cmd(
 
 @command(app, "decode")
 def decode_cmd(
-    codes_path: Path = typer.Argument(..., metavar="CODES", help="Codes file from `vqaudio encode` (.npy)."),
+    codes_path: Path = typer.Argument(..., metavar="CODES", help="Codes file from `vqaudio encode` (.npy or .vqc)."),
     output_path: Path = typer.Argument(..., metavar="OUT", help="Audio file to write (.wav, .flac, .ogg)."),
-    speaker: str = typer.Option(..., "--speaker", help="Speaker id to decode with (see `vqaudio speakers`)."),
+    speaker: str | None = typer.Option(None, "--speaker", help="Speaker id to decode with (see `vqaudio speakers`); "
+                                       "required for .npy, default for .vqc: the speaker recorded in the file."),
+    prior: Path | None = typer.Option(None, "--prior", help=PRIOR_HELP),
     model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
     temperature: float = typer.Option(1.0, "--temperature", help=TEMPERATURE_HELP),
     seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
@@ -53,7 +71,7 @@ def decode_cmd(
     from vqaudio.codec import decode_file
 
     with _progress_bar("decode") as on_progress:
-        wav = decode_file(codes_path, output_path, speaker, model, temperature, seed, on_progress)
+        wav = decode_file(codes_path, output_path, speaker, model, temperature, seed, on_progress, prior)
     console.print(f"wrote {output_path} ({len(wav)} samples)", highlight=False)
 
 
