@@ -31,7 +31,7 @@ seed=0
 conf=conf/mini.yaml     # VQ-VAE and prior config (a preset name like `mini` works too)
 train_set=""            # options passed to training, e.g. "train.max_minutes=30 model.vq.codebook_size=256"
 prior_set=""            # the same for the prior
-targets="p225 p226 p227"  # target speakers for conversion and evaluation (must be training speakers)
+targets=""              # target speakers for conversion and evaluation (training speakers); "": the first 3
 num_convert=4           # test utterances converted to each target in stage 5
 max_eval_utts=24        # test utterances scored in stage 6
 tag=""                  # experiment name suffix
@@ -95,11 +95,13 @@ prior_train() {
 }
 
 probe() {
-  $cmd probe "$data" --model "$model" --split test --out "$exp_root/probe.json" --plot "$exp_root/probe_confusion.png"
+  # test: the training speakers' held-out utterances; test_unseen: the held-out speakers
+  $cmd probe "$data" --model "$model" --split test --split test_unseen --out "$exp_root/probe.json"
 }
 
 convert() {
   local spk wavs
+  pick_targets
   wavs=$(head -n "$num_convert" "$data/test/wav.scp" | cut -d' ' -f2-)
   for spk in $targets; do
     # shellcheck disable=SC2086
@@ -108,11 +110,16 @@ convert() {
 }
 
 evaluate() {
+  pick_targets
   $cmd evaluate "$data" --model "$model" --prior "$prior" --out "$exp_root/eval" \
-    --targets "$(echo $targets | tr ' ' ',')" --max-utts "$max_eval_utts" --probe "$exp_root/probe.json"
+    --targets "$(echo $targets | tr ' ' ',')" --max-utts "$max_eval_utts" --seed "$seed"
   cp "$exp_root/eval/results.md" "$exp_root/RESULTS.md"
   log "results: $exp_root/RESULTS.md"
   cat "$exp_root/RESULTS.md"
+}
+
+pick_targets() {  # the first 3 training speakers, unless --targets named some
+  [ -n "$targets" ] || targets=$(cut -d' ' -f1 "$data/train/spk2utt" | head -n 3 | tr '\n' ' ')
 }
 
 run_stage 0 corpus corpus

@@ -6,7 +6,7 @@ Two corpus layouts are detected automatically:
   `txt/<spk>/<spk>_<nnn>.txt`, `speaker-info.txt`, optional `alignments/<spk>/<spk>_<nnn>.TextGrid`;
 - one folder per speaker: `CORPUS/<speaker>/*.{wav,flac,ogg}`, optional `<name>.txt` / `<name>.lab` beside.
 
-Splits are deterministic for a given `seed`: held-out speakers (balanced by gender) form `test_unseen`;
+Splits are deterministic for a given `seed`: held-out speakers (the last ids, balanced by gender) form `test_unseen`;
 for every training speaker the shared sentences (the same text read by most speakers, used by the
 parallel-data evaluation) go to `test`, plus `test_per_speaker` and `dev_per_speaker` random utterances.
 Real-corpus mess (no transcript, unreadable or empty audio, missing alignment, unknown speaker) is
@@ -249,14 +249,15 @@ def default_heldout(n_speakers: int) -> int:
     return 0 if n_speakers < 4 else max(1, round(0.1 * n_speakers))
 
 
-def choose_heldout(genders: dict[str, str | None], n: int, seed: int) -> list[str]:
-    """Pick `n` speakers deterministically, alternating genders (largest group first) for balance."""
-    rng = random.Random(seed)
+def choose_heldout(genders: dict[str, str | None], n: int) -> list[str]:
+    """Pick `n` held-out speakers: the last ids of each gender in turn (largest group first) for balance.
+
+    Taking them from the end keeps the first ids (p225, p226, ...) training speakers, so the examples
+    `vqaudio convert --target-speaker p225` work on any corpus size, the embedded one included.
+    """
     groups: dict[str, list[str]] = {}
-    for spk in sorted(genders):
+    for spk in sorted(genders, reverse=True):
         groups.setdefault(genders[spk] or "?", []).append(spk)
-    for members in groups.values():
-        rng.shuffle(members)
     order = sorted(groups, key=lambda g: (g == "?", -len(groups[g]), g))
     picked: list[str] = []
     while len(picked) < n and any(groups.values()):
@@ -397,7 +398,7 @@ def prepare(corpus_dir: str | os.PathLike, data_dir: str | os.PathLike, alignmen
     n_out = default_heldout(len(speakers)) if heldout_speakers is None else heldout_speakers
     if n_out >= len(speakers):
         raise DataError(f"--heldout-speakers {n_out}: the corpus has only {len(speakers)} speaker(s)")
-    heldout = choose_heldout({s: info[s].gender if s in info else None for s in speakers}, n_out, seed)
+    heldout = choose_heldout({s: info[s].gender if s in info else None for s in speakers}, n_out)
     splits, summary.shared_sentences = assign_splits(utts, heldout, dev_per_speaker, test_per_speaker, seed)
     out.mkdir(parents=True, exist_ok=True)
     for name, part in splits.items():
