@@ -51,3 +51,22 @@ def test_bad_config_is_refused(bad):
 def test_default_encoder_is_about_half_a_million_parameters():
     n = count_parameters(Encoder(EncoderConfig(), dim=64))
     assert 300_000 < n < 800_000, n
+
+
+def test_latents_vary_across_frames_at_initialisation():
+    """Regression: with PyTorch's default init z_e was a near-constant bias vector (std/mean ~0.002), so every
+    frame took the same code and training collapsed. Speech-like input must give frame-to-frame variation."""
+    import numpy as np
+
+    from vqaudio.config import EncoderConfig
+
+    torch.manual_seed(0)
+    t = np.arange(16384) / 16000
+    f0 = 120 + 60 * np.sin(2 * np.pi * 1.5 * t)  # a gliding voiced signal at speech level (rms ~0.07)
+    wav = 0.1 * np.sin(2 * np.pi * np.cumsum(f0) / 16000) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    enc = Encoder(EncoderConfig(), 64)
+    with torch.no_grad():
+        z = enc(torch.tensor(wav, dtype=torch.float32)[None, None])
+    flat = z[0].T
+    ratio = flat.std(0).mean() / flat.mean(0).norm()
+    assert ratio > 0.02, f"encoder output nearly constant across frames (std/mean {ratio:.4f})"

@@ -36,6 +36,21 @@ class StridedConv(nn.Module):
         return self.conv(F.pad(x, self.pad))
 
 
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels at each frame, [B, C, T] -> [B, C, T].
+
+    Per frame, so it keeps the encoder local in time (chunked encoding equals one pass) and independent of
+    the batch; it keeps every stage at unit scale whatever the input level.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
 class Encoder(nn.Module):
     """Raw waveform -> continuous latents z_e.
 
@@ -51,12 +66,30 @@ class Encoder(nn.Module):
         in_ch = 1
         for stride in cfg.strides:
             stages.append(StridedConv(in_ch, cfg.channels, cfg.kernel_size, stride))
+            stages.append(ChannelNorm(cfg.channels))
             stages.append(nn.ReLU())
             stages.extend(DilatedResidualBlock(cfg.channels, hidden, cfg.residual_kernel_size, d)
                           for d in cfg.dilations)
             in_ch = cfg.channels
         self.stages = nn.Sequential(*stages)
         self.proj = nn.Conv1d(cfg.channels, dim, 1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """He init with zero biases; residual branches start as the identity.
+
+        PyTorch's default conv init shrinks the variance about 3x per layer while the biases stay, so after
+        six stages z_e was a near-constant bias vector (frame-to-frame std / mean norm ~0.002 on speech):
+        every frame then picks the same code and the decoder learns to ignore the codes (collapse seen in
+        training on the embedded corpus). With this init and the per-frame channel norm the ratio is ~0.07.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv1d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+            if isinstance(module, DilatedResidualBlock):
+                nn.init.zeros_(module.pointwise.weight)
+        nn.init.kaiming_normal_(self.proj.weight, nonlinearity="linear")
 
     def forward(self, wav: Tensor) -> Tensor:
         """wav [B, 1, T] float in [-1, 1] -> z_e [B, D, T // hop_length]."""
