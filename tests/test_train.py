@@ -96,10 +96,11 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(tmp_path, data):
         if step == 3:
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; the loop finishes the step and saves
 
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs as a background job
     first = train_vqvae(data, tmp_path / "split", cfg, on_step=interrupt, show_progress=False)
     assert (first.stop_reason, first.step) == ("interrupted", 3)
     assert ckpt.latest_checkpoint(tmp_path / "split").name == "step_0000003.pt"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handler restored
     second = train_vqvae(data, tmp_path / "split", cfg, show_progress=False)
     assert (second.stop_reason, second.resumed_from, second.step) == ("max_steps", 3, 6)
     assert losses(tmp_path / "split") == losses(tmp_path / "whole")

@@ -21,7 +21,7 @@ echo "$*" >> "$CALLS"
 if [ -n "${FAIL_ON:-}" ] && [[ "$*" == *"$FAIL_ON"* ]]; then echo "fake failure" >&2; exit 3; fi
 case "$1 ${2:-}" in
   "data prepare") for s in train dev test test_unseen; do mkdir -p "$4/$s"; echo "sil" > "$4/$s/phone_ali";
-                  echo "p225_001 /x/p225_001.flac" > "$4/$s/wav.scp"; done ;;
+                  echo "p225_001 /x/p225_001.flac" > "$4/$s/wav.scp"; echo "p225 p225_001" > "$4/$s/spk2utt"; done ;;
 esac
 if [ "$1" = evaluate ]; then
   out=$(echo "$*" | sed -n 's/.*--out \([^ ]*\).*/\1/p'); mkdir -p "$out"; echo "| probe | 1 |" > "$out/results.md"
