@@ -5,25 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_models import tiny_config
 
 from vqaudio import codec
-from vqaudio.config import ModelConfig
 from vqaudio.errors import VQAudioError
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
 
 SR = 16000
 SPEAKERS = ["p225", "p226", "p227"]
-
-
-def tiny_config() -> ModelConfig:
-    cfg = ModelConfig()
-    cfg.encoder.channels, cfg.encoder.residual_channels = 16, 8
-    cfg.vq.codebook_size, cfg.vq.dim = 32, 8
-    d = cfg.decoder
-    d.layers, d.stacks, d.residual_channels, d.gate_channels, d.skip_channels = 4, 2, 16, 32, 32
-    d.cond_channels, d.speaker_dim = 16, 8
-    return cfg
 
 
 def tiny_model() -> torch.nn.Module:
