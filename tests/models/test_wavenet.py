@@ -78,6 +78,20 @@ def test_incremental_step_equals_full_forward(kernel_size):
     assert (full - inc).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("T", [320, 317, 8])
+def test_forward_matches_step_when_window_is_not_a_multiple_of_the_hop(T):
+    # T = 320: frame-rate conditioning added through the broadcast view; 317 and 8: through repetition,
+    # 8 with as many samples as frames (the frame rate must not be mistaken for the sample rate)
+    torch.manual_seed(3)
+    net = WaveNet(tiny_cfg(), local_dim=5, n_speakers=3, upsample=8).eval()
+    x = torch.randint(0, 17, (2, T))
+    local, spk = torch.randn(2, 5, max(T // 8 + 1, 8)), torch.tensor([1, 2])
+    with torch.no_grad():
+        full = net(x, local, spk)
+        inc = _incremental(net, x, net.conditioning(local, spk))
+    assert (full - inc).abs().max() < 1e-4
+
+
 def test_unconditioned_wavenet_steps_like_forward():
     torch.manual_seed(2)
     net = WaveNet(tiny_cfg(cond_channels=0, speaker_dim=0)).eval()

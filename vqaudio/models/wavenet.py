@@ -33,10 +33,11 @@ class GatedLayer(nn.Module):
         self.dilated = CausalConv1d(residual, gate, kernel_size, dilation=dilation)
         self.res_skip = nn.Conv1d(gate // 2, residual + skip, 1)
 
-    def stream(self, h: Tensor, cond: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """h [B, R, T], cond [B, G, T] or [B, G, 1], state [B, R, context] -> (h', skip [B, S, T], state')."""
+    def stream(self, h: Tensor, cond: Tensor, state: Tensor, upsample: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+        """h [B, R, T], cond [B, G, T] or [B, G, 1] (upsample 1) or at the frame rate [B, G, >= T / upsample],
+        state [B, R, context] -> (h', skip [B, S, T], state')."""
         x, state = self.dilated.stream(h, state)
-        a, b = (x + cond).chunk(2, dim=1)
+        a, b = _add_frames(x, cond, upsample).chunk(2, dim=1)
         res, skip = self.res_skip(torch.tanh(a) * torch.sigmoid(b)).split([self.residual, self.skip], dim=1)
         return (h + res) * _SQRT_HALF, skip, state
 
@@ -123,9 +124,7 @@ class WaveNet(nn.Module):
         skips = 0
         for i, layer in enumerate(self.layers):
             c = cond[:, i * G:(i + 1) * G]
-            if c.shape[2] > 1:  # repeat per layer: never hold all layers' gate biases at the sample rate
-                c = c.repeat_interleave(self.upsample, dim=2)[:, :, :T]
-            h, skip, _ = layer.stream(h, c, layer.dilated.init_state(1))
+            h, skip, _ = layer.stream(h, c, layer.dilated.init_state(1), self.upsample if c.shape[2] > 1 else 1)
             skips = skips + skip
         return self._output(skips)
 
@@ -151,6 +150,22 @@ class WaveNet(nn.Module):
             new_state.append(s)
             skips = skips + skip
         return self._output(skips)[:, :, 0], new_state
+
+
+def _add_frames(x: Tensor, cond: Tensor, upsample: int) -> Tensor:
+    """x [B, G, T] + cond. upsample 1: cond is per sample [B, G, T] or constant [B, G, 1]; upsample > 1:
+    cond is per frame [B, G, N] with N * upsample >= T (sample t takes frame t // upsample).
+
+    Frame-rate conditioning is added through a broadcast view [B, G, T / hop, hop] when T is a multiple of
+    the hop (the training windows): the gate biases are never repeated to the sample rate in memory.
+    """
+    if upsample == 1:
+        return x + cond
+    T = x.shape[2]
+    if T % upsample == 0:
+        frames = T // upsample
+        return (x.view(*x.shape[:2], frames, upsample) + cond[:, :, :frames, None]).view_as(x)
+    return x + cond.repeat_interleave(upsample, dim=2)[:, :, :T]
 
 
 def _check_config(cfg: WaveNetConfig, upsample: int) -> None:
