@@ -34,6 +34,7 @@ class EncoderConfig:
     dilations: list[int] = field(default_factory=lambda: [1, 3])  # residual block dilations per stage
     residual_kernel_size: int = 3
     residual_channels: int = 32  # bottleneck width inside each residual block (0 = channels)
+    output_norm: str = "batch"  # "batch": z_e standardised over frames before the VQ (Lancucki et al. 2020); "none"
 
 
 @dataclass

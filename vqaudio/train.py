@@ -376,8 +376,13 @@ def train(task: Task, config: Config, exp_dir: str | os.PathLike, *, force: bool
         model: nn.Module = run.model
         if env.world_size > 1:
             ids = [env.device.index] if env.device.type == "cuda" else None
+            if env.device.type == "cuda":  # batch norm over the global batch (no CPU kernel for it)
+                run.model = nn.SyncBatchNorm.convert_sync_batchnorm(run.model)
             model = nn.parallel.DistributedDataParallel(run.model, device_ids=ids)
         reason = run.loop(model, on_step)
+        if env.world_size > 1:  # DDP gives every forward rank 0's buffers; leave every rank with them too
+            for buffer in run.model.buffers():
+                dist.broadcast(buffer, src=0)
         return TrainResult(run.step, reason, run.resumed_from, run.last_train, run.last_valid, run.last_checkpoint,
                            exp_dir / task.export_name if env.main else None)
     finally:

@@ -27,7 +27,8 @@ def test_phoneme_setting_gives_640x_downsampling():
 
 def test_each_code_is_local_in_time():
     torch.manual_seed(0)
-    enc = Encoder(EncoderConfig(channels=8, residual_channels=4, strides=[2, 2], dilations=[1]), dim=3)
+    # eval mode: in training the batch norm's statistics couple all frames of the batch
+    enc = Encoder(EncoderConfig(channels=8, residual_channels=4, strides=[2, 2], dilations=[1]), dim=3).eval()
     x = torch.randn(1, 1, 400)
     x2 = x.clone()
     x2[..., 390:] += 1.0
@@ -42,7 +43,8 @@ def test_length_not_a_multiple_of_the_hop_is_refused():
         enc(torch.randn(1, 1, 10))
 
 
-@pytest.mark.parametrize("bad", [dict(strides=[]), dict(strides=[2, 0]), dict(residual_kernel_size=4)])
+@pytest.mark.parametrize("bad", [dict(strides=[]), dict(strides=[2, 0]), dict(residual_kernel_size=4),
+                                 dict(output_norm="layer")])
 def test_bad_config_is_refused(bad):
     with pytest.raises(ConfigError):
         Encoder(EncoderConfig(**bad), dim=4)
@@ -70,3 +72,26 @@ def test_latents_vary_across_frames_at_initialisation():
     flat = z[0].T
     ratio = flat.std(0).mean() / flat.mean(0).norm()
     assert ratio > 0.02, f"encoder output nearly constant across frames (std/mean {ratio:.4f})"
+
+
+def test_batch_norm_keeps_latents_standardised_whatever_the_encoder_does():
+    """Training mode: z_e has zero mean and unit variance per channel over the batch's frames, even when the
+    encoder before it has shrunk its output to a tight cluster around a large offset (the collapse seen in
+    mini training without it); eval mode applies the running statistics: no coupling between utterances."""
+    from vqaudio.config import EncoderConfig
+
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(channels=16, residual_channels=8), dim=8)
+    with torch.no_grad():
+        enc.proj.weight.mul_(0.1)  # small frame-to-frame variation ...
+        enc.proj.bias.fill_(5.0)  # ... around a large common offset
+    wav = 0.1 * torch.randn(4, 1, 64 * 32)
+    z = enc(wav).transpose(1, 2).reshape(-1, 8)
+    assert torch.allclose(z.mean(0), torch.zeros(8), atol=1e-3)
+    assert torch.allclose(z.std(0), torch.ones(8), atol=0.02)
+    enc.eval()
+    with torch.no_grad():
+        batch = enc(wav)
+        one_by_one = torch.cat([enc(wav[i:i + 1]) for i in range(4)])
+    assert batch.shape == (4, 8, 32) and (batch - one_by_one).abs().max() < 1e-4
+    assert isinstance(Encoder(EncoderConfig(output_norm="none"), dim=8).norm, torch.nn.Identity)
