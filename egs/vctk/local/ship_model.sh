@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Usage: local/ship_model.sh EXP_DIR [PACKAGE_DIR]
+#   e.g. local/ship_model.sh exp/embedded_mini          (from egs/vctk, after a full run.sh)
+#
+# Copies a finished experiment's VQ-VAE (EXP_DIR/vqvae/model.pt) and latent prior (EXP_DIR/prior/prior.pt)
+# into the package as the default model (PACKAGE_DIR, default ../../vqaudio/pretrained: vqvae.pt, prior.pt)
+# and writes MODEL_CARD.md beside them: identities, sizes, training steps and time (from the logs), the
+# command that made them, and the experiment's RESULTS.md. The files are copied unchanged (fp32), so the
+# shipped model is exactly the one the results were measured on and the prior still pairs with it.
+# Refuses files over 15 MB together (the package budget).
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' 1>&2; exit 1
+fi
+exp=$1
+dest=${2:-../../vqaudio/pretrained}
+model=$exp/vqvae/model.pt
+prior=$exp/prior/prior.pt
+for f in "$model" "$prior" "$exp/RESULTS.md" "$exp/vqvae/log.jsonl" "$exp/prior/log.jsonl"; do
+  [ -s "$f" ] || { echo "$0: $f is missing: run the recipe to the end first" 1>&2; exit 1; }
+done
+total=$(( $(stat -c %s "$model") + $(stat -c %s "$prior") ))
+if [ "$total" -gt 15000000 ]; then
+  echo "$0: model + prior are $total bytes, over the 15 MB budget (vqaudio export --half shrinks the VQ-VAE)" 1>&2
+  exit 1
+fi
+
+mkdir -p "$dest"
+cp "$model" "$dest/vqvae.pt.tmp" && mv "$dest/vqvae.pt.tmp" "$dest/vqvae.pt"
+cp "$prior" "$dest/prior.pt.tmp" && mv "$dest/prior.pt.tmp" "$dest/prior.pt"
+
+python - "$exp" "$dest" <<'EOF'
+import json
+import sys
+from pathlib import Path
+
+from vqaudio.models.io import load_model
+from vqaudio.prior import load_prior
+
+exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
+
+
+def last_records(log: Path) -> tuple[dict, dict]:
+    """(last train record, last valid record) of a training log."""
+    train, valid = {}, {}
+    for line in log.read_text().splitlines():
+        r = json.loads(line)
+        if r["kind"] == "train":
+            train = r
+        elif r["kind"] == "valid":
+            valid = r
+    return train, valid
+
+
+model, prior = load_model(dest / "vqvae.pt"), load_prior(dest / "prior.pt")
+vq_train, vq_valid = last_records(exp / "vqvae" / "log.jsonl")
+pr_train, pr_valid = last_records(exp / "prior" / "log.jsonl")
+card = f"""# vqaudio default model: the mini run on the embedded corpus
+
+Made by the recipe, from the repository root: `cd egs/vctk && bash run.sh && bash local/ship_model.sh {exp}`
+(the default run: embedded eSpeak NG corpus of 12 speakers x 80 utterances, seed 0, config `conf/mini.yaml`,
+i.e. the `mini` preset). The files are the experiment's own, unchanged (fp32).
+
+| file | what | size | identity | training |
+|---|---|---|---|---|
+| vqvae.pt | VQ-VAE: encoder, K={model.config.vq.codebook_size} x D={model.config.vq.dim} codebook, \
+{model.sample_rate // model.hop_length} codes/s, speaker-conditioned WaveNet decoder | \
+{(dest / 'vqvae.pt').stat().st_size / 1e6:.1f} MB | {model.identity} | {vq_train.get('step')} steps, \
+{vq_train.get('elapsed_s', 0) / 60:.0f} min; dev NLL {vq_valid.get('nll', float('nan')):.3f} nats/sample |
+| prior.pt | latent WaveNet prior over the codes | {(dest / 'prior.pt').stat().st_size / 1e6:.1f} MB | \
+{prior.identity} (for VQ-VAE {prior.model_identity}) | {pr_train.get('step')} steps, \
+{pr_train.get('elapsed_s', 0) / 60:.0f} min |
+
+Speakers (decoder voices): {', '.join(model.speakers)}. They are synthetic eSpeak NG voices, not people:
+the model converts to and from these voices; real speech is outside its training data.
+
+## The experiment's results (`{exp}/RESULTS.md`)
+
+{(exp / 'RESULTS.md').read_text()}
+"""
+(dest / "MODEL_CARD.md").write_text(card)
+print(f"shipped {dest}/vqvae.pt ({model.identity}), {dest}/prior.pt ({prior.identity}), {dest}/MODEL_CARD.md")
+EOF
