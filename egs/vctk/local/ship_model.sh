@@ -73,7 +73,8 @@ i.e. the `mini` preset). The files are the experiment's own, unchanged (fp32).
 {pr_train.get('elapsed_s', 0) / 60:.0f} min |
 
 Speakers (decoder voices): {', '.join(model.speakers)}. They are synthetic eSpeak NG voices, not people:
-the model converts to and from these voices; real speech is outside its training data.
+the decoder speaks only these voices, and real speech is outside the training data. How well it reconstructs
+and converts is what the results below measured (speaker id of conversions, STOI, PESQ): read them first.
 
 ## The experiment's results (`{exp}/RESULTS.md`)
 
