@@ -88,6 +88,8 @@ def load_model_file(path: str | os.PathLike, kind: str) -> dict[str, Any]:
         raise ModelFileError(f"{p}: corrupt or not a vqaudio {kind} file") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError):
         raise ModelFileError(f"{p}: corrupt, truncated or not a vqaudio {kind} file") from None
+    except Exception:  # noqa: BLE001 - garbage can break the restricted unpickler anywhere (IndexError seen)
+        raise ModelFileError(f"{p}: corrupt, truncated or not a vqaudio {kind} file") from None
     expected = f"vqaudio-{kind}"
     found = data.get("format") if isinstance(data, dict) else None
     if found != expected:
