@@ -246,6 +246,15 @@ def test_truncate_log_drops_later_and_torn_records(tmp_path):
     assert last_train == {"kind": "train", "step": 2, "loss": 1} and last_valid["loss"] == 2
 
 
+def test_last_records_reads_without_changing_the_log(tmp_path):
+    log = tmp_path / "log.jsonl"
+    text = '{"kind": "valid", "step": 2, "loss": 2}\n{"kind": "train", "step": 3, "loss": 0}\n{"kind": "tr'
+    log.write_text(text)
+    assert ckpt.last_records(log) == ({"kind": "train", "step": 3, "loss": 0}, {"kind": "valid", "step": 2, "loss": 2})
+    assert log.read_text() == text
+    assert ckpt.last_records(tmp_path / "none.jsonl") == ({}, {})
+
+
 @pytest.mark.gpu
 def test_cuda_bf16_training_and_cpu_loading(tmp_path, data):
     """On a GPU: bf16 autocast steps stay finite, and the exported model loads on a CPU-only reader."""

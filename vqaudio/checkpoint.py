@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,19 @@ def truncate_log(path: Path, step: int) -> tuple[dict, dict]:
     kept = [(line, rec) for line in path.read_text(encoding="utf-8").splitlines()
             if (rec := _record(line)) is not None and rec.get("step", 0) <= step]
     atomic_write_text(path, "".join(line + "\n" for line, _ in kept))
-    last = {rec.get("kind"): rec for _, rec in kept}
+    return _last_by_kind(rec for _, rec in kept)
+
+
+def last_records(path: Path) -> tuple[dict, dict]:
+    """The last `train` and `valid` records of a JSON-lines log, read only (torn lines skipped; {} where none)."""
+    if not path.exists():
+        return {}, {}
+    return _last_by_kind(rec for line in path.read_text(encoding="utf-8").splitlines()
+                         if (rec := _record(line)) is not None)
+
+
+def _last_by_kind(records: Iterable[dict]) -> tuple[dict, dict]:
+    last = {rec.get("kind"): rec for rec in records}
     return last.get("train", {}), last.get("valid", {})
 
 

@@ -31,31 +31,18 @@ cp "$model" "$dest/vqvae.pt.tmp" && mv "$dest/vqvae.pt.tmp" "$dest/vqvae.pt"
 cp "$prior" "$dest/prior.pt.tmp" && mv "$dest/prior.pt.tmp" "$dest/prior.pt"
 
 python - "$exp" "$dest" <<'EOF'
-import json
 import sys
 from pathlib import Path
 
+from vqaudio.checkpoint import last_records
 from vqaudio.models.io import load_model
 from vqaudio.prior import load_prior
 
 exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
 
-
-def last_records(log: Path) -> tuple[dict, dict]:
-    """(last train record, last valid record) of a training log."""
-    train, valid = {}, {}
-    for line in log.read_text().splitlines():
-        r = json.loads(line)
-        if r["kind"] == "train":
-            train = r
-        elif r["kind"] == "valid":
-            valid = r
-    return train, valid
-
-
 model, prior = load_model(dest / "vqvae.pt"), load_prior(dest / "prior.pt")
 vq_train, vq_valid = last_records(exp / "vqvae" / "log.jsonl")
-pr_train, pr_valid = last_records(exp / "prior" / "log.jsonl")
+pr_train, _ = last_records(exp / "prior" / "log.jsonl")
 card = f"""# vqaudio default model: the mini run on the embedded corpus
 
 Made by the recipe, from the repository root: `cd egs/vctk && bash run.sh && bash local/ship_model.sh {exp}`
