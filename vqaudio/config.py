@@ -29,11 +29,12 @@ class EncoderConfig:
     """Dilated-convolution encoder on the raw waveform (VQ-VAE paper, section 4.3)."""
 
     channels: int = 128  # hidden width of the strided and residual convolutions
+    stage_channels: list[int] = field(default_factory=list)  # width per strided stage ([] = `channels` each)
     strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2, 2, 2])  # product = hop (64)
     kernel_size: int = 4  # window of each strided convolution
     dilations: list[int] = field(default_factory=lambda: [1, 3])  # residual block dilations per stage
     residual_kernel_size: int = 3
-    residual_channels: int = 32  # bottleneck width inside each residual block (0 = channels)
+    residual_channels: int = 32  # bottleneck width inside each residual block (0 = channels; at most channels)
     output_norm: str = "batch"  # "batch": z_e standardised over frames before the VQ (Lancucki et al. 2020); "none"
 
 

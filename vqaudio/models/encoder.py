@@ -61,18 +61,18 @@ class Encoder(nn.Module):
         super().__init__()
         _check_config(cfg, dim)
         self.hop_length = math.prod(cfg.strides)
-        hidden = cfg.residual_channels or cfg.channels
         stages: list[nn.Module] = []
         in_ch = 1
-        for stride in cfg.strides:
-            stages.append(StridedConv(in_ch, cfg.channels, cfg.kernel_size, stride))
-            stages.append(ChannelNorm(cfg.channels))
+        for stride, channels in zip(cfg.strides, stage_widths(cfg), strict=True):
+            hidden = min(cfg.residual_channels or channels, channels)
+            stages.append(StridedConv(in_ch, channels, cfg.kernel_size, stride))
+            stages.append(ChannelNorm(channels))
             stages.append(nn.ReLU())
-            stages.extend(DilatedResidualBlock(cfg.channels, hidden, cfg.residual_kernel_size, d)
+            stages.extend(DilatedResidualBlock(channels, hidden, cfg.residual_kernel_size, d)
                           for d in cfg.dilations)
-            in_ch = cfg.channels
+            in_ch = channels
         self.stages = nn.Sequential(*stages)
-        self.proj = nn.Conv1d(cfg.channels, dim, 1)
+        self.proj = nn.Conv1d(in_ch, dim, 1)
         # Batch-normalised latents (Lancucki et al. 2020, "Robust training of vector quantized bottleneck
         # models"): z_e standardised per channel over the batch's frames, no affine. Without it the frames of
         # a batch drifted together faster than the EMA codebook followed and shrank to a tight cluster
@@ -106,11 +106,19 @@ class Encoder(nn.Module):
         return self.norm(self.proj(F.relu(self.stages(wav))))
 
 
+def stage_widths(cfg: EncoderConfig) -> list[int]:
+    """Channels of each strided stage: `stage_channels`, or `channels` for every stage when it is empty."""
+    return list(cfg.stage_channels) or [cfg.channels] * len(cfg.strides)
+
+
 def _check_config(cfg: EncoderConfig, dim: int) -> None:
     if not cfg.strides or any(s < 1 for s in cfg.strides):
         raise ConfigError(f"encoder strides must be a non-empty list of integers >= 1, got {cfg.strides}")
     if cfg.channels < 1 or cfg.kernel_size < 1 or dim < 1 or cfg.residual_channels < 0:
         raise ConfigError("encoder channels, kernel_size and vq dim must be >= 1 (residual_channels >= 0)")
+    if cfg.stage_channels and (len(cfg.stage_channels) != len(cfg.strides) or min(cfg.stage_channels) < 1):
+        raise ConfigError(f"encoder stage_channels must give one width >= 1 per stride ({len(cfg.strides)}), "
+                          f"got {cfg.stage_channels}")
     if cfg.residual_kernel_size % 2 == 0:
         raise ConfigError(f"encoder residual_kernel_size must be odd (non-causal 'same'), got "
                           f"{cfg.residual_kernel_size}")
