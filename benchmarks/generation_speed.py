@@ -1,6 +1,6 @@
 """Generation and encoding speed of the VQ-VAE codec on the CPU: real-time factors, measured in one run.
 
-    python benchmarks/generation_speed.py                   # mini model (ModelConfig defaults), ~1-2 min
+    python benchmarks/generation_speed.py                   # the mini preset (random weights), ~1-2 min
     python benchmarks/generation_speed.py --small           # also a smaller WaveNet decoder
     python benchmarks/generation_speed.py --long 600        # also encode + convert a 10-minute signal (peak memory)
     python benchmarks/generation_speed.py --long 120 --skip-main
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vqaudio import codec
-from vqaudio.config import ModelConfig
+from vqaudio.config import load_config
 from vqaudio.generate import generate
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
@@ -49,8 +49,8 @@ def machine_info() -> str:
 
 
 def make_model(small: bool, path: Path):
-    """A random VQ-VAE (mini defaults, or a smaller decoder) saved and loaded like a trained one."""
-    cfg = ModelConfig()
+    """A random VQ-VAE (the mini preset, or mini with a smaller decoder) saved and loaded like a trained one."""
+    cfg = load_config("mini").model
     if small:
         d = cfg.decoder
         d.layers, d.stacks, d.residual_channels, d.gate_channels, d.skip_channels = 12, 2, 32, 64, 64
@@ -176,7 +176,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         loaded = make_model(False, Path(tmp) / "mini.pt")
         if not args.skip_main:
-            bench_decoder(loaded, "mini (ModelConfig defaults)", args.naive_samples, args.eager_samples)
+            bench_decoder(loaded, "mini preset", args.naive_samples, args.eager_samples)
         if args.small:
             bench_decoder(make_model(True, Path(tmp) / "small.pt"), "smaller decoder", args.naive_samples,
                           args.eager_samples)

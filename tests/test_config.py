@@ -6,6 +6,7 @@ import pytest
 
 from vqaudio.config import Config, dump_yaml, hop_length, load_config, preset_names
 from vqaudio.errors import ConfigError
+from vqaudio.models.encoder import Encoder
 
 
 def write(tmp_path, name: str, text: str):
@@ -104,3 +105,4 @@ def test_presets_load(name):
         pytest.skip("no presets shipped yet")
     cfg = load_config(name)
     assert hop_length(cfg.model) >= 1 and cfg.train.segment_samples % hop_length(cfg.model) == 0
+    assert Encoder(cfg.model.encoder, cfg.model.vq.dim).hop_length == hop_length(cfg.model)  # the sizes build

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from helpers.tiny_models import UPSAMPLE, tiny_wavenet
 
-from vqaudio.config import WaveNetConfig
 from vqaudio.generate import (
-    _exp_inplace,
-    _sample_rows,
     cached_logits,
-    extract_weights,
     generate,
     resolve_method,
-    sample_torch,
     window_logits,
 )
 from vqaudio.models.wavenet import WaveNet
-
-UPSAMPLE = 4
-
-
-def tiny_wavenet(kernel_size: int = 2, local_dim: int = 6, n_speakers: int = 3, classes: int = 256) -> WaveNet:
-    torch.manual_seed(0)
-    cfg = WaveNetConfig(classes=classes, layers=4, stacks=2, kernel_size=kernel_size, residual_channels=16,
-                        gate_channels=32, skip_channels=24, cond_channels=8 if local_dim else 0, speaker_dim=5)
-    net = WaveNet(cfg, local_dim=local_dim, n_speakers=n_speakers, upsample=UPSAMPLE).eval()
-    with torch.no_grad():  # livelier than the default init, so that logits differ clearly between inputs
-        for p in net.parameters():
-            p.mul_(2.0)
-    return net
 
 
 def conditioning(net: WaveNet, batch: int, frames: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
@@ -109,38 +91,6 @@ def test_samples_follow_the_logits_they_were_drawn_from() -> None:
     samples = generate(net, cond, 80, temperature=0.0, seed=0, method="numba")
     x = torch.cat([torch.full((2, 1), net.start_token), samples[:, :-1]], dim=1)
     assert torch.equal(cached_logits(net, x, cond, "numba").argmax(dim=1), samples)
-
-
-def test_sampler_matches_softmax_with_temperature() -> None:
-    logits = np.array([2.0, 0.0, -1.0, 1.0], np.float32)
-    u = np.random.default_rng(0).random(20000)
-    out, e, bits = np.empty(len(u), np.int64), np.empty(4, np.float32), np.empty(4, np.int32)
-    for temperature in (1.0, 0.5):
-        rows = np.ascontiguousarray(np.repeat(logits[None], len(u), axis=0))
-        _sample_rows(rows, u, temperature, out, e, bits)
-        p = np.exp(logits / temperature) / np.exp(logits / temperature).sum()
-        freq = np.bincount(out, minlength=4) / len(u)
-        assert np.abs(freq - p).max() < 0.015, (temperature, freq, p)
-        # the device sampler implements the same inverse CDF
-        dev = sample_torch(torch.from_numpy(rows), torch.from_numpy(u), temperature)
-        assert (dev.numpy() == out).mean() > 0.999
-
-
-def test_vectorised_exp_is_accurate() -> None:
-    x = np.linspace(-80, 80, 100001).astype(np.float32)
-    v, bits = x.copy(), np.empty(len(x), np.int32)
-    _exp_inplace(v, bits)
-    ref = np.exp(x.astype(np.float64))
-    assert np.max(np.abs(v - ref) / ref) < 2e-7
-
-
-def test_extracted_weights_fuse_the_taps() -> None:
-    net = tiny_wavenet(kernel_size=3)
-    w = extract_weights(net)
-    assert w.dilated_w.shape == (4, 32, 3 * 16)
-    assert w.res_skip_w.shape == (4, 16 + 24, 16 + 1)  # bias as the last column
-    assert list(w.buffer_sizes) == [3, 5, 3, 5]  # d * (k - 1) + 1 for dilations 1, 2, 1, 2
-    torch.testing.assert_close(torch.from_numpy(w.dilated_w[1, :, 16:32]), net.layers[1].dilated.weight[:, :, 1])
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -21,7 +21,8 @@ from vqaudio.config import load_config
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import ConfigError, ModelFileError
 from vqaudio.models.io import load_model
-from vqaudio.train import lr_at, train_vqvae
+from vqaudio.train import lr_at
+from vqaudio.vqvae_train import train_vqvae
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers.train_fixtures import make_data_root, quick_config  # noqa: E402

@@ -168,7 +168,8 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
     on_progress(samples_done, samples_total) counts generated samples over all columns.
     """
     from vqaudio.audio import mu_law_decode
-    from vqaudio.generate import extract_weights, generate
+    from vqaudio.generate import generate
+    from vqaudio.numba_loop import extract_weights
 
     if temperature < 0:
         raise VQAudioError(f"temperature must be >= 0 (0 = most likely sample), got {temperature}")

@@ -5,7 +5,7 @@ Presets ship inside the package (`vqaudio/configs/*.yaml`) and are named without
 `--config mini` reads `vqaudio/configs/mini.yaml`. A preset may start with
 `base: other_preset` to overlay itself on another preset (as DAC's config variants do).
 
-    cfg = load_config("mini", ["train.lr=1e-3", "model.vq.codebook_size=256"])
+    cfg = load_config("mini", ["train.lr=5e-4", "model.vq.codebook_size=256"])
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ PRESET_DIR = Path(__file__).parent / "configs"
 class EncoderConfig:
     """Dilated-convolution encoder on the raw waveform (VQ-VAE paper, section 4.3)."""
 
-    channels: int = 128  # hidden width of the strided and residual convolutions
-    stage_channels: list[int] = field(default_factory=list)  # width per strided stage ([] = `channels` each)
+    channels: int = 128  # width of every stage when stage_channels is empty
+    stage_channels: list[int] = field(default_factory=list)  # width per stage, one per stride ([] = `channels`)
     strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2, 2, 2])  # product = hop (64)
     kernel_size: int = 4  # window of each strided convolution
     dilations: list[int] = field(default_factory=lambda: [1, 3])  # residual block dilations per stage
     residual_kernel_size: int = 3
-    residual_channels: int = 32  # bottleneck width inside each residual block (0 = channels; at most channels)
+    residual_channels: int = 32  # inner width of each residual block (0 = the stage's width)
     output_norm: str = "batch"  # "batch": z_e standardised over frames before the VQ (Lancucki et al. 2020); "none"
 
 

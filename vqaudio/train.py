@@ -21,8 +21,8 @@ model. `train(task, config, exp_dir)` does the rest, the same for every model:
 - Under `torchrun` (RANK / WORLD_SIZE set) it trains with DistributedDataParallel: NCCL on CUDA, Gloo on
   CPU, every rank on its own data stream, only rank 0 writes files.
 
-Writing a task for another model (the latent prior, say): give it the attributes and methods of `Task`
-(see `VQVAETask` at the end of this module), then `train(PriorTask(...), cfg, exp_dir)`. Its
+Writing a task for another model: give it the attributes and methods of `Task` (see
+`vqaudio.vqvae_train.VQVAETask` and `vqaudio.prior_train.PriorTask`), then `train(MyTask(...), cfg, exp_dir)`. Its
 `train_section` names the `TrainConfig` to use (`"prior_train"`) and `config_sections` the config sections
 a resumed run must match (`("prior", "prior_train")`).
 """
@@ -46,11 +46,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from vqaudio import checkpoint as ckpt
-from vqaudio.config import Config, TrainConfig, hop_length, to_dict
-from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resolve_data_dir
-from vqaudio.data.kaldi import DataDir
+from vqaudio.config import Config, TrainConfig, to_dict
 from vqaudio.errors import ConfigError, ModelFileError, VQAudioError
-from vqaudio.models.io import save_model
 from vqaudio.progress import progress
 
 MAX_SKIPPED_STEPS = 10
@@ -388,78 +385,3 @@ def train(task: Task, config: Config, exp_dir: str | os.PathLike, *, force: bool
     finally:
         if env.owns_group and dist.is_initialized():
             dist.destroy_process_group()
-
-
-# ---------------------------------------------------------------------------------------------- the VQ-VAE task
-
-
-@dataclass
-class VQVAETask:
-    """Training the VQ-VAE: random windows of the train split, fixed windows of dev, `model.pt` export."""
-
-    model: nn.Module  # vqaudio.models.VQVAE
-    config: Config
-    speakers: list[str]  # sorted training speakers: the model's speaker embedding order
-    speaker_info: dict[str, str]
-    train_data: SegmentDataset
-    valid_data: SegmentDataset
-    kind: str = "vqvae"
-    train_section: str = "train"
-    config_sections: tuple[str, ...] = ("model", "train")
-    export_name: str = "model.pt"
-
-    def train_batch(self, step: int, rank: int, device: torch.device) -> Batch:
-        return self.train_data.batch(step, self.config.train.batch_size, rank).to(device)
-
-    def valid_batches(self, device: torch.device) -> list[Batch]:
-        cfg = self.config.train
-        return [b.to(device) for b in self.valid_data.fixed_batches(cfg.valid_batches, cfg.batch_size)]
-
-    def losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        out = model(batch.wav, batch.speaker)
-        return out.loss, {"nll": out.nll, "vq_loss": out.vq_loss, "commitment": out.commitment,
-                          "perplexity": out.perplexity}
-
-    def samples_in(self, batch: Batch) -> int:
-        return batch.wav.numel()
-
-    def status(self) -> dict[str, float]:
-        ppl, used = self.model.quantizer.usage()
-        return {"usage_perplexity": ppl, "codes_used": used}
-
-    def describe(self) -> dict[str, Any]:
-        return {"speakers": list(self.speakers)}
-
-    def export(self, path: Path, extra: dict[str, Any]) -> None:
-        save_model(path, self.model, self.config.model, self.speakers, self.speaker_info, extra)
-
-
-def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool | None = None,
-               cache: Path | None = None) -> VQVAETask:
-    """Load the data (see `resolve_data_dir`; audio cached in the folder `cache` if given) and build the
-    VQ-VAE (seeded by `train.seed`) for `train`."""
-    from vqaudio.models import build_vqvae
-
-    cfg = config.train
-    hop = hop_length(config.model)
-    if cfg.segment_samples <= 0 or cfg.segment_samples % hop:
-        raise ConfigError(f"train.segment_samples must be a positive multiple of the hop ({hop}), "
-                          f"got {cfg.segment_samples}")
-    splits = resolve_data_dir(data_dir)
-    speakers = DataDir.load(splits.train).speakers
-    sr = config.model.sample_rate
-    train_data, valid_data = (
-        SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache)
-        if split is not None else None for split in (splits.train, splits.dev))
-    torch.manual_seed(cfg.seed)
-    model = build_vqvae(config.model, len(speakers))
-    info = read_speaker_info(splits.speakers_tsv, speakers)
-    return VQVAETask(model, config, speakers, info, train_data, valid_data or train_data)
-
-
-def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config: Config, *, force: bool = False,
-                device: str | torch.device | None = None, on_step: Callable[[int, dict], None] | None = None,
-                show_progress: bool | None = None) -> TrainResult:
-    """`vqaudio train`: the VQ-VAE on DATA_DIR's train split, validated on dev, in EXP_DIR (resuming)."""
-    task = vqvae_task(data_dir, config, show_progress, cache=Path(exp_dir) / "cache")
-    return train(task, config, exp_dir, force=force, device=device, on_step=on_step, show_progress=show_progress)

@@ -1,8 +1,11 @@
-"""Tiny model configs shared by the codec tests (seconds to build, run and save)."""
+"""Tiny models shared by the tests (seconds to build, run and save)."""
 
 from __future__ import annotations
 
-from vqaudio.config import ModelConfig
+import torch
+
+from vqaudio.config import ModelConfig, WaveNetConfig
+from vqaudio.models.wavenet import WaveNet
 
 
 def tiny_config() -> ModelConfig:
@@ -14,3 +17,17 @@ def tiny_config() -> ModelConfig:
     d.layers, d.stacks, d.residual_channels, d.gate_channels, d.skip_channels = 4, 2, 16, 32, 32
     d.cond_channels, d.speaker_dim = 16, 8
     return cfg
+
+
+UPSAMPLE = 4
+
+
+def tiny_wavenet(kernel_size: int = 2, local_dim: int = 6, n_speakers: int = 3, classes: int = 256) -> WaveNet:
+    torch.manual_seed(0)
+    cfg = WaveNetConfig(classes=classes, layers=4, stacks=2, kernel_size=kernel_size, residual_channels=16,
+                        gate_channels=32, skip_channels=24, cond_channels=8 if local_dim else 0, speaker_dim=5)
+    net = WaveNet(cfg, local_dim=local_dim, n_speakers=n_speakers, upsample=UPSAMPLE).eval()
+    with torch.no_grad():  # livelier than the default init, so that logits differ clearly between inputs
+        for p in net.parameters():
+            p.mul_(2.0)
+    return net

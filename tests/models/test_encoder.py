@@ -8,6 +8,8 @@ import torch
 from vqaudio.config import EncoderConfig
 from vqaudio.errors import ConfigError
 from vqaudio.models import Encoder, count_parameters
+from vqaudio.models.encoder import StridedConv
+from vqaudio.nn.conv import DilatedResidualBlock
 
 
 def test_paper_setting_gives_64x_downsampling():
@@ -43,8 +45,25 @@ def test_length_not_a_multiple_of_the_hop_is_refused():
         enc(torch.randn(1, 1, 10))
 
 
+def test_stage_widths_follow_stage_channels():
+    """The mini encoder's shape: three stride-4 stages of growing width, residual bottleneck capped per stage."""
+    torch.manual_seed(0)
+    cfg = EncoderConfig(stage_channels=[4, 8, 16], strides=[4, 4, 4], kernel_size=8, residual_channels=3)
+    enc = Encoder(cfg, dim=3)
+    convs = [m.conv for m in enc.modules() if isinstance(m, StridedConv)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 4), (4, 8), (8, 16)]
+    blocks = [b for b in enc.modules() if isinstance(b, DilatedResidualBlock)]
+    widths = [(b.dilated.in_channels, b.dilated.out_channels) for b in blocks]
+    assert widths == [(4, 3)] * 2 + [(8, 3)] * 2 + [(16, 3)] * 2
+    assert enc.hop_length == 64 and enc(torch.randn(2, 1, 640)).shape == (2, 3, 10)
+    # without stage_channels every stage has `channels`
+    same = Encoder(EncoderConfig(channels=5, strides=[2, 2], residual_channels=2), dim=3)
+    assert [m.conv.out_channels for m in same.modules() if isinstance(m, StridedConv)] == [5, 5]
+
+
 @pytest.mark.parametrize("bad", [dict(strides=[]), dict(strides=[2, 0]), dict(residual_kernel_size=4),
-                                 dict(output_norm="layer")])
+                                 dict(output_norm="layer"), dict(stage_channels=[8, 8]),
+                                 dict(stage_channels=[8, 8, 0, 8, 8, 8])])
 def test_bad_config_is_refused(bad):
     with pytest.raises(ConfigError):
         Encoder(EncoderConfig(**bad), dim=4)

@@ -64,7 +64,7 @@ class Encoder(nn.Module):
         stages: list[nn.Module] = []
         in_ch = 1
         for stride, channels in zip(cfg.strides, stage_widths(cfg), strict=True):
-            hidden = min(cfg.residual_channels or channels, channels)
+            hidden = cfg.residual_channels or channels
             stages.append(StridedConv(in_ch, channels, cfg.kernel_size, stride))
             stages.append(ChannelNorm(channels))
             stages.append(nn.ReLU())
@@ -117,8 +117,8 @@ def _check_config(cfg: EncoderConfig, dim: int) -> None:
     if cfg.channels < 1 or cfg.kernel_size < 1 or dim < 1 or cfg.residual_channels < 0:
         raise ConfigError("encoder channels, kernel_size and vq dim must be >= 1 (residual_channels >= 0)")
     if cfg.stage_channels and (len(cfg.stage_channels) != len(cfg.strides) or min(cfg.stage_channels) < 1):
-        raise ConfigError(f"encoder stage_channels must give one width >= 1 per stride ({len(cfg.strides)}), "
-                          f"got {cfg.stage_channels}")
+        raise ConfigError(f"encoder stage_channels must give one width >= 1 per stride ({len(cfg.strides)} strides), "
+                          f"got {cfg.stage_channels}; with other strides set stage_channels too ([] = `channels`)")
     if cfg.residual_kernel_size % 2 == 0:
         raise ConfigError(f"encoder residual_kernel_size must be odd (non-causal 'same'), got "
                           f"{cfg.residual_kernel_size}")

@@ -97,7 +97,7 @@ class LatentPrior(nn.Module):
     def stepper(self, speaker: int | None, backend: str = "numba") -> PriorStepper | NumbaPriorStepper:
         """Cached incremental path for one sequence (what arithmetic coding runs on both sides).
 
-        backend: "numba" (the compiled CPU loop of `vqaudio.generate`, ~100x faster on CPU) or "eager"
+        backend: "numba" (the compiled CPU loop of `vqaudio.numba_loop`, ~100x faster on CPU) or "eager"
         (`WaveNet.step` in torch, on the prior's device). The two agree to float tolerance, not bit for bit.
         """
         if backend == "numba":
@@ -138,10 +138,10 @@ class PriorStepper:
 
 
 class NumbaPriorStepper:
-    """The same protocol as `PriorStepper`, on the compiled loop of `vqaudio.generate` (teacher-forced, batch 1)."""
+    """The same protocol as `PriorStepper`, on the compiled loop of `vqaudio.numba_loop` (teacher-forced, batch 1)."""
 
     def __init__(self, prior: LatentPrior, speaker: int | None):
-        from vqaudio.generate import NumbaGenerator, extract_weights
+        from vqaudio.numba_loop import NumbaGenerator, extract_weights
 
         with torch.inference_mode():
             cond = prior.conditioning(speaker, 1).float().cpu()  # [1, L*G, 1]

@@ -1,0 +1,98 @@
+"""Training the VQ-VAE with the one training loop (`vqaudio.train`): the VQ-VAE's task, and `train_vqvae`.
+
+    result = train_vqvae("data/embedded", "exp/mini", load_config("mini"))
+    print(result.valid["nll"], result.model_path)
+
+Files in EXP_DIR: the training loop's `config.yaml`, `log.jsonl`, `checkpoints/`, the exported `model.pt`
+(a `vqaudio-vqvae` file, `vqaudio.models.io`) and `cache/` (the decoded training audio).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vqaudio.config import Config, hop_length
+from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resolve_data_dir
+from vqaudio.data.kaldi import DataDir
+from vqaudio.errors import ConfigError
+from vqaudio.models.io import save_model
+from vqaudio.train import TrainResult, train
+
+
+@dataclass
+class VQVAETask:
+    """Training the VQ-VAE: random windows of the train split, fixed windows of dev, `model.pt` export."""
+
+    model: nn.Module  # vqaudio.models.VQVAE
+    config: Config
+    speakers: list[str]  # sorted training speakers: the model's speaker embedding order
+    speaker_info: dict[str, str]
+    train_data: SegmentDataset
+    valid_data: SegmentDataset
+    kind: str = "vqvae"
+    train_section: str = "train"
+    config_sections: tuple[str, ...] = ("model", "train")
+    export_name: str = "model.pt"
+
+    def train_batch(self, step: int, rank: int, device: torch.device) -> Batch:
+        return self.train_data.batch(step, self.config.train.batch_size, rank).to(device)
+
+    def valid_batches(self, device: torch.device) -> list[Batch]:
+        cfg = self.config.train
+        return [b.to(device) for b in self.valid_data.fixed_batches(cfg.valid_batches, cfg.batch_size)]
+
+    def losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        out = model(batch.wav, batch.speaker)
+        return out.loss, {"nll": out.nll, "vq_loss": out.vq_loss, "commitment": out.commitment,
+                          "perplexity": out.perplexity}
+
+    def samples_in(self, batch: Batch) -> int:
+        return batch.wav.numel()
+
+    def status(self) -> dict[str, float]:
+        ppl, used = self.model.quantizer.usage()
+        return {"usage_perplexity": ppl, "codes_used": used}
+
+    def describe(self) -> dict[str, Any]:
+        return {"speakers": list(self.speakers)}
+
+    def export(self, path: Path, extra: dict[str, Any]) -> None:
+        save_model(path, self.model, self.config.model, self.speakers, self.speaker_info, extra)
+
+
+def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool | None = None,
+               cache: Path | None = None) -> VQVAETask:
+    """Load the data (see `resolve_data_dir`; audio cached in the folder `cache` if given) and build the
+    VQ-VAE (seeded by `train.seed`) for `train`."""
+    from vqaudio.models import build_vqvae
+
+    cfg = config.train
+    hop = hop_length(config.model)
+    if cfg.segment_samples <= 0 or cfg.segment_samples % hop:
+        raise ConfigError(f"train.segment_samples must be a positive multiple of the hop ({hop}), "
+                          f"got {cfg.segment_samples}")
+    splits = resolve_data_dir(data_dir)
+    speakers = DataDir.load(splits.train).speakers
+    sr = config.model.sample_rate
+    train_data, valid_data = (
+        SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache)
+        if split is not None else None for split in (splits.train, splits.dev))
+    torch.manual_seed(cfg.seed)
+    model = build_vqvae(config.model, len(speakers))
+    info = read_speaker_info(splits.speakers_tsv, speakers)
+    return VQVAETask(model, config, speakers, info, train_data, valid_data or train_data)
+
+
+def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config: Config, *, force: bool = False,
+                device: str | torch.device | None = None, on_step: Callable[[int, dict], None] | None = None,
+                show_progress: bool | None = None) -> TrainResult:
+    """`vqaudio train`: the VQ-VAE on DATA_DIR's train split, validated on dev, in EXP_DIR (resuming)."""
+    task = vqvae_task(data_dir, config, show_progress, cache=Path(exp_dir) / "cache")
+    return train(task, config, exp_dir, force=force, device=device, on_step=on_step, show_progress=show_progress)
