@@ -89,6 +89,15 @@ def test_linear_probe_learns_from_informative_vectors_only():
     assert blocks == pytest.approx(lin.accuracy(xte, test.phones))
 
 
+def test_linear_probe_records_non_convergence_without_a_warning(recwarn):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((600, 20))
+    phones = rng.integers(0, 41, 600)
+    assert not probe.fit_linear_probe(x, phones, context=0, max_iter=2).converged
+    assert probe.fit_linear_probe(x[:, :2], phones % 2, context=0, max_iter=1000).converged
+    assert not [w for w in recwarn if "converge" in str(w.message)]
+
+
 def test_context_features_repeat_edges_within_each_utterance():
     table = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)  # code c -> [c, c]
     codes = {"a": np.array([1, 2, 3]), "b": np.array([7, 8])}
