@@ -136,6 +136,23 @@ def test_synthesize_batches_segments_and_is_reproducible(loaded, monkeypatch: py
     assert all(np.abs(o).max() <= 1.0 and np.abs(o).std() > 0 for o in out)
 
 
+def test_segments_cover_the_input_in_whole_columns(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 s in 0.25 s segments is 16 columns: segment length rounds up (62.5 frames rounded down made 17 columns,
+    and RTF 0.59 instead of 0.44 in benchmarks/generation_speed.py)."""
+    import vqaudio.generate as gen
+
+    shapes = []
+
+    def spy(net, cond, n, *args, **kwargs):
+        shapes.append(tuple(cond.shape))
+        return torch.zeros(cond.shape[0], n, dtype=torch.long)
+
+    monkeypatch.setattr(gen, "generate", spy)
+    codes = np.zeros(4 * 16000 // loaded.hop_length, np.int64)
+    codec.synthesize(loaded, [codes], [0], segment_seconds=0.25)
+    assert shapes[0][0] == 16
+
+
 def test_synthesize_in_groups_when_columns_are_capped(loaded) -> None:
     codes = [codec.encode(loaded, voiced(0.6))]
     seen = []

@@ -5,8 +5,9 @@
     [out] = synthesize(loaded, [codes], [speaker_index(loaded, "p225")], seed=0)   # -> float32 [N * hop]
     outs = convert(loaded, [wav_a, wav_b], "p225", seed=0)                          # one batch through the decoder
 
-Long inputs run in bounded memory: the encoder reads chunks (10 s by default) with its receptive field as
-overlap on both sides, so the codes equal those of one pass; the decoder generates 0.25-1 s segments, up to
+Long inputs run in bounded memory: the encoder reads chunks (5 s by default; 10 s chunks encoded 60 s ~1.2x
+slower on a 2-core VM, their activations falling out of cache) with its receptive field as overlap on both
+sides, so the codes equal those of one pass; the decoder generates 0.25-1 s segments, up to
 32 at once as the columns of one batch (`vqaudio.generate`), with 50 ms of overlap cross-faded linearly.
 """
 
@@ -86,7 +87,7 @@ def encoder_context(loaded) -> int:
     return math.ceil(reach / hop) * hop
 
 
-def encode(loaded, wav: np.ndarray, chunk_seconds: float = 10.0,
+def encode(loaded, wav: np.ndarray, chunk_seconds: float = 5.0,
            on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Audio float32 [T] at loaded.sample_rate -> codes int64 [ceil(T / hop)] (zero-padded to whole frames).
 
@@ -180,7 +181,7 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
     if segment_seconds is None:
         segment_seconds = auto_segment_seconds(sum(len(c) for c in codes) * hop / sr, max_columns)
     overlap = max(1, round(overlap_seconds * sr / hop))
-    segment = max(overlap + 1, round(segment_seconds * sr / hop))
+    segment = max(overlap + 1, math.ceil(segment_seconds * sr / hop))  # ceil: 4 s at 0.25 s is 16 columns, not 17
     jobs = [(u, s, e) for u, c in enumerate(codes) for s, e in plan_segments(len(c), segment, overlap)]
     length = max(e - s for _, s, e in jobs)  # frames per column
     outs = [np.zeros(len(c) * hop, np.float32) for c in codes]

@@ -8,7 +8,7 @@ import torch
 from vqaudio.config import EncoderConfig
 from vqaudio.errors import ConfigError
 from vqaudio.models import Encoder, count_parameters
-from vqaudio.models.encoder import StridedConv
+from vqaudio.models.encoder import ChannelNorm, StridedConv
 from vqaudio.nn.conv import DilatedResidualBlock
 
 
@@ -43,6 +43,18 @@ def test_length_not_a_multiple_of_the_hop_is_refused():
     enc = Encoder(EncoderConfig(channels=4, residual_channels=2, strides=[2, 2]), dim=2)
     with pytest.raises(ValueError, match="multiple"):
         enc(torch.randn(1, 1, 10))
+
+
+def test_channel_norm_is_layer_norm_over_channels():
+    torch.manual_seed(0)
+    norm = ChannelNorm(6)
+    with torch.no_grad():
+        norm.norm.weight.uniform_(0.5, 2.0)
+        norm.norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(3, 6, 50) * 4.0 + 2.0
+    expected = torch.nn.functional.layer_norm(x.transpose(1, 2), (6,), norm.norm.weight, norm.norm.bias,
+                                              norm.norm.eps).transpose(1, 2)
+    torch.testing.assert_close(norm(x), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_stage_widths_follow_stage_channels():

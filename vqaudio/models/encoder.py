@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -48,7 +49,11 @@ class ChannelNorm(nn.Module):
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        # Computed in place along dim 1 instead of LayerNorm on x.transpose(1, 2): the two transposed copies
+        # made encoding ~1.35x slower (a throwaway timing of the mini encoder on 11 s). Same parameters.
+        centred = x - x.mean(1, keepdim=True)
+        scale = torch.rsqrt(centred.square().mean(1, keepdim=True) + self.norm.eps)
+        return torch.addcmul(self.norm.bias[:, None], centred * scale, self.norm.weight[:, None])
 
 
 class Encoder(nn.Module):
