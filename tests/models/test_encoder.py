@@ -58,7 +58,7 @@ def test_channel_norm_is_layer_norm_over_channels():
 
 
 def test_stage_widths_follow_stage_channels():
-    """The mini encoder's shape: three stride-4 stages of growing width, residual bottleneck capped per stage."""
+    """The mini encoder's shape: three stride-4 stages of growing width, residual blocks `residual_channels` wide."""
     torch.manual_seed(0)
     cfg = EncoderConfig(stage_channels=[4, 8, 16], strides=[4, 4, 4], kernel_size=8, residual_channels=3)
     enc = Encoder(cfg, dim=3)
