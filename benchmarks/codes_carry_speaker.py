@@ -12,32 +12,22 @@ histogram of the code indices, and the mean and standard deviation of the quanti
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from vqaudio import codec
-from vqaudio.audio import load_audio
-from vqaudio.data.kaldi import DataDir
-from vqaudio.progress import progress
+from vqaudio.errors import VQAudioError
+from vqaudio.evaluate.run import load, load_split
 
 
-def utterance_features(loaded, split: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> code histograms [U, K], quantised mean + std [U, 2D], speaker labels [U] of every utterance."""
-    data = DataDir.load(split)
-    book = loaded.model.quantizer.codebook.detach().cpu().numpy()
-    hist, stats, speakers = [], [], []
-    with progress() as bar:
-        task = bar.add_task(f"encoding {split.name}", total=len(data.wav_scp), info="")
-        for utt, path in sorted(data.wav_scp.items()):
-            codes = codec.encode(loaded, load_audio(path, loaded.sample_rate))
-            hist.append(np.bincount(codes, minlength=len(book)) / len(codes))
-            vectors = book[codes]
-            stats.append(np.concatenate([vectors.mean(0), vectors.std(0)]))
-            speakers.append(data.utt2spk[utt])
-            bar.advance(task)
-    return np.array(hist), np.array(stats), np.array(speakers)
+def utterance_features(loaded, data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> code histograms [U, K], quantised mean + std [U, 2D], speaker labels [U] of every utterance of
+    `data_dir/split` (encoded as `vqaudio evaluate` encodes it: `vqaudio.evaluate.run.load_split`)."""
+    encoded = load_split(loaded, data_dir, split, keep_audio=False)
+    utts, k = encoded.utterances, len(encoded.codebook)
+    hist = [np.bincount(encoded.codes[u], minlength=k) / len(encoded.codes[u]) for u in utts]
+    stats = [np.concatenate([v.mean(0), v.std(0)]) for v in map(encoded.vectors, utts)]
+    return np.array(hist), np.array(stats), np.array([encoded.data.utt2spk[u] for u in utts])
 
 
 def main() -> None:
@@ -51,12 +41,12 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    train, test = Path(args.data_dir) / "train", Path(args.data_dir) / "test"
-    if not (train / "wav.scp").is_file() or not (test / "wav.scp").is_file():
-        raise SystemExit(f"{args.data_dir}: needs train/ and test/ data dirs (`vqaudio data prepare`)")
-    loaded = codec.load_codec(args.model)
-    train_hist, train_stats, train_spk = utterance_features(loaded, train)
-    test_hist, test_stats, test_spk = utterance_features(loaded, test)
+    try:  # a missing split or model file: one line, as the CLI says it
+        loaded, _ = load(args.model)
+        train_hist, train_stats, train_spk = utterance_features(loaded, args.data_dir, "train")
+        test_hist, test_stats, test_spk = utterance_features(loaded, args.data_dir, "test")
+    except VQAudioError as err:
+        raise SystemExit(f"error: {err}") from None
     n_speakers = len(set(train_spk))
     print(f"model {args.model or 'shipped default'}; {len(train_spk)} train / {len(test_spk)} test utterances, "
           f"{n_speakers} speakers, chance {1 / n_speakers:.1%}")

@@ -6,7 +6,7 @@
     outs = convert(loaded, [wav_a, wav_b], "p225", seed=0)                          # one batch through the decoder
 
 Long inputs run in bounded memory: the encoder reads chunks (5 s by default; 10 s chunks encoded 60 s ~1.2x
-slower on a 2-core VM, their activations falling out of cache) with its receptive field as overlap on both
+slower on a 2-core VM; probably their activations fall out of cache) with its receptive field as overlap on both
 sides, so the codes equal those of one pass; the decoder generates 0.25-1 s segments, up to
 32 at once as the columns of one batch (`vqaudio.generate`), with 50 ms of overlap cross-faded linearly.
 """
