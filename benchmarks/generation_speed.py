@@ -1,6 +1,6 @@
 """Generation and encoding speed of the VQ-VAE codec on the CPU: real-time factors, measured in one run.
 
-    python benchmarks/generation_speed.py                   # the mini preset (random weights), ~1-2 min
+    python benchmarks/generation_speed.py                   # the mini_wavenet preset (random weights), ~1-2 min
     python benchmarks/generation_speed.py --small           # also a smaller WaveNet decoder
     python benchmarks/generation_speed.py --long 600        # also encode + convert a 10-minute signal (peak memory)
     python benchmarks/generation_speed.py --long 120 --skip-main
@@ -49,8 +49,9 @@ def machine_info() -> str:
 
 
 def make_model(small: bool, path: Path):
-    """A random VQ-VAE (the mini preset, or mini with a smaller decoder) saved and loaded like a trained one."""
-    cfg = load_config("mini").model
+    """A random VQ-VAE with the sample-level decoder (the mini_wavenet preset, or it with a smaller decoder) saved
+    and loaded like a trained one."""
+    cfg = load_config("mini_wavenet").model
     if small:
         d = cfg.decoder
         d.layers, d.stacks, d.residual_channels, d.gate_channels, d.skip_channels = 12, 2, 32, 64, 64

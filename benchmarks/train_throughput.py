@@ -4,7 +4,8 @@ Runs `vqaudio.vqvae_train.train_vqvae` on a small synthetic data dir (in a tempo
 logging every step, and reports the mean rate of the steps after the warm-up ones, with the machine it ran
 on. Audio samples/s divided by the sample rate is seconds of audio trained on per second.
 
-    python benchmarks/train_throughput.py                          # mini and paper, 10 timed steps each
+    python benchmarks/train_throughput.py                          # mini (vocoder decoder) and mini_wavenet
+    python benchmarks/train_throughput.py --configs mini,mini_wavenet,paper
     python benchmarks/train_throughput.py --configs mini --steps 5 --warmup 2 --threads 2
     python benchmarks/train_throughput.py --configs paper --set train.batch_size=4   # a smaller batch on CPU
 
@@ -86,7 +87,7 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="mini,paper", help="comma-separated presets or YAML files")
+    ap.add_argument("--configs", default="mini,mini_wavenet", help="comma-separated presets or YAML files")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per config")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocation, k-means init)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the config's train.threads)")

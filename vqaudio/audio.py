@@ -84,6 +84,42 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
         sf.write(str(tmp), wav, sample_rate, format=fmt, subtype=subtype)
 
 
+def speech_level_db(wav: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
+    """Speech level in dBFS: the mean power of the loudest half of the 20 ms frames of `wav` [T].
+
+    The loudest half, so pauses and leading silence do not lower it (a crude active-speech level); -inf for
+    digital silence.
+    """
+    frame = max(1, int(0.02 * sample_rate))
+    n = len(wav) // frame
+    if n == 0:
+        power = np.array([np.mean(np.square(wav, dtype=np.float64))]) if len(wav) else np.zeros(1)
+    else:
+        power = np.square(wav[: n * frame].reshape(n, frame), dtype=np.float64).mean(axis=1)
+    loud = np.sort(power)[len(power) // 2:]
+    mean = float(loud.mean())
+    return 10.0 * math.log10(mean) if mean > 0 else -math.inf
+
+
+def level_gain(wav: np.ndarray, target_db: float | None, sample_rate: int = DEFAULT_SAMPLE_RATE,
+               max_gain_db: float = 40.0) -> float:
+    """Linear gain that brings `wav` to `target_db` dBFS speech level (1 when target_db is None or the input is
+    silent); at most `max_gain_db` of boost, so near-silence is not blown up into noise."""
+    if target_db is None:
+        return 1.0
+    level = speech_level_db(wav, sample_rate)
+    if not math.isfinite(level):
+        return 1.0
+    return float(10.0 ** (min(target_db - level, max_gain_db) / 20.0))
+
+
+def normalize_level(wav: np.ndarray, target_db: float | None, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """`wav` [T] scaled to `target_db` dBFS speech level (see `level_gain`), float32; unchanged for None."""
+    if target_db is None:
+        return wav
+    return (np.asarray(wav, np.float32) * np.float32(level_gain(wav, target_db, sample_rate))).astype(np.float32)
+
+
 def mu_law_encode(x: torch.Tensor | np.ndarray, classes: int = 256) -> torch.Tensor:
     """Mu-law compand samples in [-1, 1] and quantise to integers in [0, classes).
 

@@ -13,6 +13,7 @@ sides, so the codes equal those of one pass; the decoder generates 0.25-1 s segm
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable
@@ -91,14 +92,19 @@ def encode(loaded, wav: np.ndarray, chunk_seconds: float = 5.0,
            on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Audio float32 [T] at loaded.sample_rate -> codes int64 [ceil(T / hop)] (zero-padded to whole frames).
 
+    The input is first scaled to the model's speech level (`input_level_db`, when the model has one), so quiet
+    and loud recordings of the same speech give the same codes.
+
     Runs in chunks of `chunk_seconds` with `encoder_context` samples of overlap each side: memory stays
     bounded for any length and the codes equal one pass over the whole signal.
     on_progress(frames_done, frames_total) is called after each chunk.
     """
+    from vqaudio.audio import normalize_level
+
     hop, device = loaded.hop_length, _device(loaded)
     n_frames = max(1, math.ceil(len(wav) / hop))
     padded = np.zeros(n_frames * hop, np.float32)
-    padded[:len(wav)] = wav
+    padded[:len(wav)] = normalize_level(wav, loaded.config.input_level_db, loaded.sample_rate)
     chunk = max(1, int(chunk_seconds * loaded.sample_rate) // hop)  # frames
     ctx = encoder_context(loaded) // hop  # frames
     codes = np.empty(n_frames, np.int64)
@@ -158,9 +164,13 @@ def auto_segment_seconds(total_seconds: float, columns: int = 32) -> float:
 def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature: float = 1.0,
                seed: int | None = None, method: str = "auto", segment_seconds: float | None = None,
                overlap_seconds: float = 0.05, max_columns: int | None = None,
-               on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+               on_progress: Callable[[int, int], None] | None = None, sources: list[np.ndarray] | None = None,
+               f0_mode: str | None = None) -> list[np.ndarray]:
     """Decode several code sequences (int [N_i] each) with speaker indices -> waveforms float32 [N_i * hop].
 
+    Vocoder-kind models: WORLD features from the decoder, rendered by WORLD (`vqaudio.vocode`; deterministic,
+    the sampling and segment arguments do not apply; `sources` and `f0_mode` choose the F0, see there).
+    Wavenet-kind models:
     Every utterance is cut into segments (`segment_seconds`, default `auto_segment_seconds` of the total: 1 s
     for 32 s of audio or more, 0.25 s below 8 s) overlapping by `overlap_seconds`; all segments of all
     utterances are generated as the columns of batches of at most `max_columns` (default 32 on the CPU, 512 on
@@ -174,9 +184,13 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
 
     if temperature < 0:
         raise VQAudioError(f"temperature must be >= 0 (0 = most likely sample), got {temperature}")
-    hop, sr, wavenet = loaded.hop_length, loaded.sample_rate, loaded.model.decoder
     if not codes:
         return []
+    if loaded.model.kind == "vocoder":
+        from vqaudio.vocode import synthesize_codes
+
+        return synthesize_codes(loaded, codes, speakers, sources, f0_mode, on_progress)
+    hop, sr, wavenet = loaded.hop_length, loaded.sample_rate, loaded.model.decoder
     max_columns = max_columns or (512 if _device(loaded).type == "cuda" else 32)
     if segment_seconds is None:
         segment_seconds = auto_segment_seconds(sum(len(c) for c in codes) * hop / sr, max_columns)
@@ -224,14 +238,17 @@ def decode(loaded, codes: np.ndarray, speaker: str, temperature: float = 1.0, se
 
 
 def convert(loaded, wavs: list[np.ndarray], target_speaker: str, temperature: float = 1.0, seed: int | None = None,
-            method: str = "auto", on_progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+            method: str = "auto", on_progress: Callable[[int, int], None] | None = None,
+            f0_mode: str | None = None) -> list[np.ndarray]:
     """Voice conversion: audio float32 [T_i] each -> the same content in `target_speaker`'s voice, [T_i] each.
 
     Encodes every input, then decodes all of them in one batch (their segments share the generator's loop).
+    Vocoder-kind models take F0 as `f0_mode` says (default: the model's; see `vqaudio.vocode`).
     """
     index = speaker_index(loaded, target_speaker)
     codes = [encode(loaded, w) for w in wavs]
-    outs = synthesize(loaded, codes, [index] * len(codes), temperature, seed, method, on_progress=on_progress)
+    outs = synthesize(loaded, codes, [index] * len(codes), temperature, seed, method, on_progress=on_progress,
+                      sources=wavs, f0_mode=f0_mode)
     return [o[:len(w)] for o, w in zip(outs, wavs, strict=True)]
 
 
@@ -267,15 +284,48 @@ def load_codes(path: str | os.PathLike, codebook_size: int) -> np.ndarray:
     return check_codes(codes, codebook_size, str(p))
 
 
-def save_codes(path: str | os.PathLike, codes: np.ndarray) -> None:
-    """Write codes atomically as a .npy int16 [N] array (numpy.save)."""
-    from vqaudio.fileio import atomic_path
+def save_codes(path: str | os.PathLike, codes: np.ndarray, loaded=None) -> None:
+    """Write codes atomically as a .npy int16 [N] array (numpy.save); with the model `loaded` that made them,
+    also a sidecar `<path>.json` saying which kind of model, code rate and codebook size they belong to."""
+    from vqaudio.fileio import atomic_path, atomic_write_text
 
     if codes.size and int(np.max(codes)) > np.iinfo(CODES_DTYPE).max:
         raise CodesError(f"codes up to {int(np.max(codes))} do not fit the int16 codes file")
     with atomic_path(path, suffix=".npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(codes).astype(CODES_DTYPE))
+    if loaded is not None:
+        atomic_write_text(_sidecar(path), json.dumps(codes_description(loaded)) + "\n")
+
+
+def codes_description(loaded) -> dict:
+    """What a codes file's sidecar records of the model that made the codes."""
+    return {"format": "vqaudio-codes", "model": loaded.identity, "decoder_kind": loaded.model.kind,
+            "code_rate": loaded.sample_rate / loaded.hop_length, "codebook_size": int(loaded.config.vq.codebook_size)}
+
+
+def _sidecar(path: str | os.PathLike) -> Path:
+    return Path(f"{path}.json")
+
+
+def check_codes_origin(path: str | os.PathLike, loaded) -> None:
+    """Refuse codes whose sidecar (when there is one) says they belong to another kind of model, code rate or
+    codebook size than `loaded`. Codes of another model of the same shape (an enrolled copy) are accepted."""
+    side = _sidecar(path)
+    if not side.exists():
+        return
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+        made = {k: meta[k] for k in ("decoder_kind", "code_rate", "codebook_size")}
+    except (ValueError, KeyError, TypeError, OSError):
+        raise CodesError(f"{side}: not a vqaudio codes description (JSON with decoder_kind, code_rate, "
+                         "codebook_size); remove it to decode the codes anyway") from None
+    here = codes_description(loaded)
+    if any(made[k] != here[k] for k in made):
+        raise CodesError(f"{path}: codes of a {made['decoder_kind']}-kind model at {made['code_rate']:g} codes/s with "
+                         f"{made['codebook_size']} codes; this model is {here['decoder_kind']}-kind at "
+                         f"{here['code_rate']:g} codes/s with {here['codebook_size']}: decode them with the model that "
+                         "made them")
 
 
 # --------------------------------------------------------------------------- files (what the commands call)
@@ -286,7 +336,7 @@ ProgressFn = Callable[[int, int], None]
 
 def encode_file(input_path: Path, output_path: Path, model: Path | None = None,
                 on_progress: ProgressFn | None = None) -> np.ndarray:
-    """Audio file -> codes file (.npy int16 [N]); returns the codes."""
+    """Audio file -> codes file (.npy int16 [N], with a `<output>.json` sidecar naming the model); returns codes."""
     from vqaudio.audio import load_audio
     from vqaudio.fileio import refuse_same_path
 
@@ -294,7 +344,7 @@ def encode_file(input_path: Path, output_path: Path, model: Path | None = None,
     loaded = load_codec(model)
     wav = load_audio(input_path, loaded.sample_rate, min_samples=loaded.hop_length)
     codes = encode(loaded, wav, on_progress=on_progress)
-    save_codes(output_path, codes)
+    save_codes(output_path, codes, loaded)
     return codes
 
 
@@ -317,6 +367,7 @@ def decode_file(codes_path: Path, output_path: Path, speaker: str | None, model:
         speaker = speaker or recorded
     else:
         loaded = load_codec(model)
+        check_codes_origin(codes_path, loaded)
         codes = load_codes(codes_path, loaded.config.vq.codebook_size)
     if speaker is None:
         raise VQAudioError(f"{codes_path}: no speaker recorded in the file; give --speaker "
@@ -355,7 +406,7 @@ def conversion_paths(paths: list[Path], out_dir: Path | None) -> tuple[list[Path
 
 def convert_files(inputs: list[Path], outputs: list[Path], target_speaker: str, model: Path | None = None,
                   temperature: float = 1.0, seed: int | None = None,
-                  on_progress: ProgressFn | None = None) -> list[np.ndarray]:
+                  on_progress: ProgressFn | None = None, f0_mode: str | None = None) -> list[np.ndarray]:
     """Convert audio files to `target_speaker`'s voice in one batch; every input is read (and refused if bad)
     before any generation starts. Returns the waveforms."""
     from vqaudio.audio import load_audio, save_audio
@@ -363,7 +414,7 @@ def convert_files(inputs: list[Path], outputs: list[Path], target_speaker: str, 
     loaded = load_codec(model)
     index = speaker_index(loaded, target_speaker)
     wavs = [load_audio(p, loaded.sample_rate, min_samples=loaded.hop_length) for p in inputs]
-    outs = convert(loaded, wavs, loaded.speakers[index], temperature, seed, on_progress=on_progress)
+    outs = convert(loaded, wavs, loaded.speakers[index], temperature, seed, on_progress=on_progress, f0_mode=f0_mode)
     for path, wav in zip(outputs, outs, strict=True):
         save_audio(path, wav, loaded.sample_rate)
     return outs

@@ -57,8 +57,15 @@ class VQConfig:
 
 @dataclass
 class WaveNetConfig:
-    """One WaveNet for the decoder (mu-law samples) and the latent prior (codes)."""
+    """One WaveNet for the decoder and the latent prior (codes).
 
+    Decoder kinds (`kind`): "wavenet" is the paper's sample-level causal decoder over mu-law samples (a softmax of
+    `classes`); "vocoder" runs the same WaveNet non-causally at the vocoder's frame rate and predicts WORLD
+    parameters (`ModelConfig.vocoder`; `classes` and `kernel_size` 2 do not apply: kernel_size must be odd).
+    The prior is always the causal kind.
+    """
+
+    kind: str = "wavenet"  # decoder kind: "wavenet" (sample-level, mu-law) or "vocoder" (frame-level, WORLD)
     classes: int = 256  # softmax size: 256 mu-law levels for the decoder, K for the prior
     layers: int = 16  # total dilated layers
     stacks: int = 2  # dilation cycles: dilation of layer i is 2 ** (i % (layers // stacks))
@@ -71,11 +78,32 @@ class WaveNetConfig:
 
 
 @dataclass
+class VocoderConfig:
+    """WORLD analysis and synthesis for the frame-level ("vocoder") decoder (Morise et al. 2016).
+
+    Per frame of `frame_samples` samples: `spectral_dims` coded spectral-envelope coefficients (WORLD's
+    CodeSpectralEnvelope: mel-warped cepstrum of CheapTrick's envelope), the coded band aperiodicities of D4C
+    (1 band at 16 kHz), interpolated log-F0 and a voicing flag. The F0 estimator and frame period were chosen
+    by measurement (egs/vctk/RESULTS.md, "WORLD analysis").
+    """
+
+    frame_samples: int = 64  # 4 ms at 16 kHz; must divide the encoder hop
+    f0_method: str = "harvest"  # "harvest" (accurate) or "dio" (DIO + StoneMask: ~13x faster)
+    f0_floor: float = 60.0  # Hz
+    f0_ceil: float = 500.0  # Hz
+    spectral_dims: int = 40
+    f0_mode: str = "predicted"  # conversion F0: "predicted" by the decoder, or the source's "mapped" to the target
+
+
+@dataclass
 class ModelConfig:
     sample_rate: int = 16000
+    input_level_db: float | None = None  # speech level (dBFS, loudest half of 20 ms frames) inputs are scaled to
+    speaker_adversary: float = 0.0  # weight of a gradient-reversal speaker classifier on z_q (0 = none)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     vq: VQConfig = field(default_factory=VQConfig)
     decoder: WaveNetConfig = field(default_factory=WaveNetConfig)
+    vocoder: VocoderConfig = field(default_factory=VocoderConfig)
 
 
 @dataclass

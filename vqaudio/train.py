@@ -338,7 +338,7 @@ def _info(rec: dict[str, float]) -> str:
     if not rec:
         return ""
     parts = [f"loss {rec['loss']:.3f}"]
-    parts += [f"{k} {rec[k]:.3f}" for k in ("nll", "vq_loss") if k in rec]
+    parts += [f"{k} {rec[k]:.3f}" for k in ("nll", "recon", "vq_loss") if k in rec]
     if "usage_perplexity" in rec:
         parts.append(f"ppl {rec['usage_perplexity']:.0f} used {100 * rec.get('codes_used', 0):.0f}%")
     parts.append(f"{rec['samples_per_s']:.0f} samples/s")

@@ -4,7 +4,8 @@
     print(result.valid["nll"], result.model_path)
 
 Files in EXP_DIR: the training loop's `config.yaml`, `log.jsonl`, `checkpoints/`, the exported `model.pt`
-(a `vqaudio-vqvae` file, `vqaudio.models.io`) and `cache/` (the decoded training audio).
+(a `vqaudio-vqvae` file, `vqaudio.models.io`) and `cache/` (the decoded training audio). For the vocoder decoder
+kind the WORLD features of the data dir's train and dev splits are analysed first (cached in DATA/<split>/world/).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 from vqaudio.config import Config, hop_length
 from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resolve_data_dir
 from vqaudio.data.kaldi import DataDir
+from vqaudio.data.world import WorldSettings
 from vqaudio.errors import ConfigError
 from vqaudio.models.io import save_model
 from vqaudio.train import TrainResult, train
@@ -49,8 +51,9 @@ class VQVAETask:
         return [b.to(device) for b in self.valid_data.fixed_batches(cfg.valid_batches, cfg.batch_size)]
 
     def losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        out = model(batch.wav, batch.speaker)
-        return out.loss, {"nll": out.nll, "vq_loss": out.vq_loss, "commitment": out.commitment,
+        out = model(batch.wav, batch.speaker, batch.features)
+        recon = {"nll": out.recon} if self.model.kind == "wavenet" else {"recon": out.recon}
+        return out.loss, {**recon, **out.parts, "vq_loss": out.vq_loss, "commitment": out.commitment,
                           "perplexity": out.perplexity}
 
     def samples_in(self, batch: Batch) -> int:
@@ -80,12 +83,19 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
                           f"got {cfg.segment_samples}")
     splits = resolve_data_dir(data_dir)
     speakers = DataDir.load(splits.train).speakers
-    sr = config.model.sample_rate
+    sr, kind = config.model.sample_rate, config.model.decoder.kind
+    world = WorldSettings.from_config(config.model) if kind == "vocoder" else None
+    if world is not None and cfg.segment_samples % world.frame_samples:
+        raise ConfigError(f"train.segment_samples must be a multiple of vocoder.frame_samples ({world.frame_samples})")
     train_data, valid_data = (
-        SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache)
+        SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache,
+                                     config.model.input_level_db, world)
         if split is not None else None for split in (splits.train, splits.dev))
     torch.manual_seed(cfg.seed)
     model = build_vqvae(config.model, len(speakers))
+    if world is not None:  # normalisation and per-speaker log-F0 statistics of the training features
+        feats = train_data.features
+        model.decoder.set_statistics(feats.values, feats.frames, train_data.speaker_index)
     info = read_speaker_info(splits.speakers_tsv, speakers)
     return VQVAETask(model, config, speakers, info, train_data, valid_data or train_data)
 

@@ -10,11 +10,12 @@
 #   0 corpus      VCTK from --vctk-root, or downloaded with --download true, else the embedded corpus
 #   1 data        Kaldi data dirs data/{train,dev,test,test_unseen}; phone alignments (corpus TextGrids,
 #                 --alignments DIR from MFA, or PocketSphinx forced alignment)
-#   2 train       VQ-VAE training ($train_cmd from cmd.sh: local, torchrun, or Slurm)
+#   2 train       WORLD features (vocoder decoder) and VQ-VAE training ($train_cmd: local, torchrun, or Slurm)
 #   3 prior       code extraction and latent WaveNet prior training
 #   4 probe       phoneme probe (the paper's code -> phone mapping, frame accuracy vs chance)
 #   5 convert     conversion of test utterances to the target speakers (WAVs to listen to)
 #   6 evaluate    codec, voice-conversion and ABX evaluation; the results table
+#   7 enroll      (with --enroll true) enrol each held-out speaker from --num-enroll utterances, score conversions
 set -euo pipefail
 
 # ---- defaults (every one can be set as --name value) ----
@@ -34,10 +35,12 @@ prior_set=""            # the same for the prior
 targets=""              # target speakers for conversion and evaluation (training speakers); "": the first 3
 num_convert=4           # test utterances converted to each target in stage 5
 max_eval_utts=24        # test utterances scored in stage 6
+enroll=false            # true: stage 7, enrolment of the held-out (test_unseen) speakers as new target voices
+num_enroll=10           # utterances of each held-out speaker used to enrol it (stage 7)
 tag=""                  # experiment name suffix
 help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
   --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
-  --num-convert --max-eval-utts --tag (see the defaults at the top of $0)"
+  --num-convert --max-eval-utts --enroll --num-enroll --tag (see the defaults at the top of $0)"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -49,7 +52,7 @@ if [ $# -ne 0 ]; then
   echo "$0: unexpected argument(s): $*" 1>&2; echo "$help_message" 1>&2; exit 1
 fi
 if [ "$quick" = true ]; then
-  conf=conf/quick.yaml; num_speakers=4; num_utts=14; num_convert=1; max_eval_utts=4
+  conf=conf/quick.yaml; num_speakers=4; num_utts=14; num_convert=1; max_eval_utts=4; num_enroll=3
   corpus_dir=corpus/quick
 fi
 if [ -n "$vctk_root" ]; then corpus_dir=$vctk_root; fi
@@ -84,6 +87,9 @@ data_prep() {
 }
 
 train() {
+  # WORLD features of train and dev for the vocoder decoder (cached in $data/<split>/world; a no-op otherwise)
+  # shellcheck disable=SC2086
+  $cmd data features "$data" --config "$conf" $(for s in $train_set; do echo --set "$s"; done)
   # shellcheck disable=SC2086
   $train_cmd train "$data" "$vqvae_dir" --config "$conf" $(for s in $train_set; do echo --set "$s"; done)
 }
@@ -118,6 +124,12 @@ evaluate() {
   cat "$exp_root/RESULTS.md"
 }
 
+enroll_voices() {
+  $cmd evaluate-enrollment "$data" --model "$model" --out "$exp_root/enroll" --n-enroll "$num_enroll" \
+    --max-utts "$max_eval_utts" --seed "$seed"
+  log "enrolment results: $exp_root/enroll/results.md"
+}
+
 pick_targets() {  # the first 3 training speakers, unless --targets named some
   [ -n "$targets" ] || targets=$(cut -d' ' -f1 "$data/train/spk2utt" | head -n 3 | tr '\n' ' ')
 }
@@ -129,4 +141,5 @@ run_stage 3 prior prior_train
 run_stage 4 probe probe
 run_stage 5 convert convert
 run_stage 6 evaluate evaluate
+if [ "$enroll" = true ]; then run_stage 7 enroll enroll_voices; fi
 log "all stages done; results in $exp_root/RESULTS.md"

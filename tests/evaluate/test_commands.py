@@ -107,3 +107,23 @@ def test_evaluate_refuses_unknown_targets(data_root, model_path, tmp_path):
     res = runner.invoke(app, ["evaluate", str(data_root), "--model", str(model_path), "--out", str(tmp_path),
                               "--max-utts", "1", "--targets", "nobody", "--no-baselines", "--abx-utts", "1"])
     assert res.exit_code == 1 and "nobody" in res.output
+
+
+def test_evaluate_enrollment_enrols_unseen_speakers_and_scores(data_root, model_path, tmp_path):
+    from vqaudio.data.kaldi import DataDir
+    from vqaudio.models.io import load_model
+
+    out = tmp_path / "enroll"
+    res = runner.invoke(app, ["evaluate-enrollment", str(data_root), "--model", str(model_path), "--out", str(out),
+                              "--n-enroll", "3", "--max-utts", "2", "--steps", "3"])
+    assert res.exit_code == 0, res.output
+    unseen = DataDir.load(data_root / "test_unseen").speakers
+    results = json.loads((out / "results.json").read_text())
+    assert sorted(results["voices"]) == unseen and results["conversions"] == 2 * len(unseen)
+    for voice in results["voices"].values():
+        assert voice["enrolment_utterances"] == 3 and voice["scoring_utterances"] > 0
+    assert set(unseen) <= set(results["classifier_classes"])
+    assert 0.0 <= results["conversion_as_target"] <= 1.0 and 0.0 <= results["probe_conversion"] <= 1.0
+    enrolled = load_model(out / "enrolled.pt")
+    assert enrolled.speakers[-len(unseen):] == unseen and set(enrolled.extra["enrolled"]) == set(unseen)
+    assert "identified as the enrolled voice" in (out / "results.md").read_text()

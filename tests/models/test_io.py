@@ -36,7 +36,7 @@ class Marker:
 @pytest.fixture(scope="module")
 def trained_model():
     """A quick VQ-VAE whose buffers hold non-trivial state (k-means init, EMA, usage) after two training passes."""
-    cfg = load_config("quick")
+    cfg = load_config("quick", ["model.decoder.kind=wavenet", "model.decoder.kernel_size=2"])
     torch.manual_seed(0)
     model = build_vqvae(cfg.model, len(SPEAKERS))
     wav = 0.3 * torch.randn(2, 1024)

@@ -33,7 +33,9 @@ exit 0
 @pytest.fixture
 def recipe(tmp_path: Path) -> tuple[Path, dict]:
     shutil.copytree(REPO / "recipes", tmp_path / "recipes")
-    shutil.copytree(REPO / "egs", tmp_path / "egs", symlinks=True)
+    # tracked files only: a developer's corpus, data dirs and experiments stay behind
+    shutil.copytree(REPO / "egs", tmp_path / "egs", symlinks=True,
+                    ignore=shutil.ignore_patterns("exp", "data", "corpus"))
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "vqaudio"
@@ -74,8 +76,8 @@ def test_all_stages_run_in_order(recipe):
     assert result.returncode == 0, result.stderr
     commands = [" ".join(c.split()[:2]) for c in calls(env)]
     firsts = [c.split()[0] if not c.startswith("data") else c for c in commands]
-    assert firsts[:4] == ["data synth", "data prepare", "train", "train-prior"]
-    assert firsts[4:6] == ["probe", "convert"] and firsts[-1] == "evaluate"
+    assert firsts[:5] == ["data synth", "data prepare", "data features", "train", "train-prior"]
+    assert firsts[5:7] == ["probe", "convert"] and firsts[-1] == "evaluate"
     assert (script.parent / "exp" / "quick_quick" / "RESULTS.md").exists()
 
 
@@ -98,3 +100,14 @@ def test_stage_range(recipe):
     result = run(script, env, "--quick", "true", "--stage", "0", "--stop-stage", "1")
     assert result.returncode == 0, result.stderr
     assert [c.split()[1] for c in calls(env)] == ["synth", "prepare"]
+
+
+def test_enrolment_stage_runs_only_when_asked(recipe):
+    script, env = recipe
+    result = run(script, env, "--quick", "true")
+    assert result.returncode == 0, result.stderr
+    assert not any(c.startswith("evaluate-enrollment") for c in calls(env))
+    result = run(script, env, "--quick", "true", "--enroll", "true")
+    assert result.returncode == 0, result.stderr
+    enrol = [c for c in calls(env) if c.startswith("evaluate-enrollment")]
+    assert len(enrol) == 1 and "--n-enroll 3" in enrol[0]

@@ -84,13 +84,15 @@ def convert_cmd(
     model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
     temperature: float = typer.Option(1.0, "--temperature", help=TEMPERATURE_HELP),
     seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
+    f0: str | None = typer.Option(None, "--f0", help="Vocoder-kind models: F0 'predicted' by the decoder or the "
+                                  "source's 'mapped' to the target's statistics (default: the model's)."),
 ) -> None:
     """Voice conversion: encode, then decode with the target speaker (several inputs: one batch)."""
     from vqaudio.codec import conversion_paths, convert_files
 
     inputs, outputs = conversion_paths(paths, out_dir)
     with _progress_bar("convert") as on_progress:
-        convert_files(inputs, outputs, target_speaker, model, temperature, seed, on_progress)
+        convert_files(inputs, outputs, target_speaker, model, temperature, seed, on_progress, f0)
     for out in outputs:
         console.print(f"wrote {out}", highlight=False)
 
@@ -104,7 +106,30 @@ def speakers_cmd(model: Path | None = typer.Option(None, "--model", help=MODEL_H
     from vqaudio.codec import load_codec
 
     loaded = load_codec(model, device="cpu")
-    table = Table("#", "speaker", "info", title=f"{len(loaded.speakers)} speakers")
+    enrolled = dict(loaded.extra.get("enrolled") or {})
+    table = Table("#", "speaker", "kind", "info", title=f"{len(loaded.speakers)} speakers")
     for i, spk in enumerate(loaded.speakers):
-        table.add_row(str(i), spk, loaded.speaker_info.get(spk, ""))
+        table.add_row(str(i), spk, "enrolled" if spk in enrolled else "trained", loaded.speaker_info.get(spk, ""))
     Console(soft_wrap=True).print(table)
+
+
+@command(app, "enroll")
+def enroll_cmd(
+    name: str = typer.Argument(..., help="Id of the new voice (no spaces)."),
+    audio: list[Path] = typer.Argument(..., help="Recordings of the voice: audio files and folders of them."),
+    out: Path = typer.Option(..., "--out", help="The new model file (every old speaker plus NAME)."),
+    model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
+    steps: int = typer.Option(300, "--steps", help="Optimisation steps of the new speaker embedding."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed gives the same model)."),
+    replace: bool = typer.Option(False, "--replace", help="Enrol NAME again when the model already has it."),
+) -> None:
+    """Enrol a new target voice from a few recordings: learns its speaker embedding, everything else frozen."""
+    from vqaudio.enroll import enroll
+
+    if steps < 1:
+        raise VQAudioError(f"--steps must be >= 1, got {steps}")
+    with _progress_bar(f"enrol {name}") as on_progress:
+        result = enroll(model, name, audio, out, steps=steps, seed=seed, replace=replace,
+                        on_step=lambda step, loss: on_progress(step, steps))
+    console.print(f"wrote {out}: '{name}' enrolled from {len(result.files)} file(s), {result.seconds:.1f} s of speech, "
+                  f"{result.steps} steps, final loss {result.final_loss:.4f}", highlight=False)

@@ -30,3 +30,29 @@ def synth(
     console.print(f"{out_dir}: {summary.speakers} speakers, {summary.utterances} utterances, "
                   f"{summary.seconds / 60:.1f} min of audio in {time.perf_counter() - start:.1f} s",
                   highlight=False)
+
+
+@command(data_app, "features")
+def features_cmd(
+    data_dir: Path = typer.Argument(..., help="Folder written by `vqaudio data prepare`."),
+    config: str = typer.Option("mini", "--config", "-c", help="Preset name or YAML file (its model.vocoder section)."),
+    overrides: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    splits: list[str] = typer.Option(["train", "dev"], "--split", help="Splits to analyse (repeatable)."),
+) -> None:
+    """WORLD analysis of a data dir for the vocoder decoder, cached in DATA_DIR/<split>/world/ (both cores)."""
+    from vqaudio.config import load_config
+    from vqaudio.data.world import WorldSettings, analyze_data_dir
+    from vqaudio.progress import console
+
+    start = time.perf_counter()
+    model_cfg = load_config(config, overrides).model
+    if model_cfg.decoder.kind != "vocoder":
+        console.print(f"{config}: decoder kind {model_cfg.decoder.kind} trains on audio alone; no features to compute",
+                      highlight=False)
+        return
+    settings = WorldSettings.from_config(model_cfg)
+    for split, (utts, seconds) in analyze_data_dir(data_dir, settings, tuple(splits)).items():
+        console.print(f"{data_dir}/{split}: WORLD features of {utts} utterances ({seconds / 60:.1f} min of audio)",
+                      highlight=False)
+    console.print(f"done in {time.perf_counter() - start:.1f} s ({settings.f0_method}, "
+                  f"{settings.frame_period_ms:g} ms frames)", highlight=False)

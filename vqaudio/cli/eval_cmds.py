@@ -67,3 +67,21 @@ def evaluate(
     results = run_evaluate(data_dir, model, out_dir, opts)
     print_tables(evaluation_tables(results))
     typer.echo(f"wrote {out_dir}/results.json, results.md and {len(results['figures'])} figures and samples")
+
+
+@command(app, "evaluate-enrollment")
+def evaluate_enrollment(
+    data_dir: Path = typer.Argument(..., help="Data folder with train, test and test_unseen splits."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(Path("eval_enroll"), "--out", "-o", help="Output folder (enrolled.pt, results)."),
+    n_enroll: int = typer.Option(10, "--n-enroll", help="Utterances of each held-out speaker used to enrol it."),
+    max_utts: int = typer.Option(12, "--max-utts", help="Training speakers' test utterances converted to each voice."),
+    steps: int = typer.Option(300, "--steps", help="Enrolment steps per voice."),
+    seed: int = typer.Option(0, "--seed", help="Seed of enrolment and subsampling."),
+) -> None:
+    """Enrol every held-out (test_unseen) speaker from a few utterances and score conversions to them."""
+    from vqaudio.evaluate.enrollment import run_enrollment_eval
+
+    results = run_enrollment_eval(data_dir, model, out, n_enroll, max_utts, steps, seed=seed)
+    typer.echo((out / "results.md").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {out}/results.json, results.md and {results['enrolled_model']}")

@@ -34,8 +34,8 @@ def train_command(
     result = train_vqvae(data_dir, exp_dir, cfg, force=force, show_progress=False if quiet else None)
     if result.model_path is None:  # not rank 0 of a distributed run
         return
-    losses = ", ".join(f"{k} {result.train[k]:.4f}" for k in ("loss", "nll") if k in result.train)
-    valid = f"; valid nll {result.valid['nll']:.4f}" if "nll" in result.valid else ""
+    losses = ", ".join(f"{k} {result.train[k]:.4f}" for k in ("loss", "nll", "recon") if k in result.train)
+    valid = "".join(f"; valid {k} {result.valid[k]:.4f}" for k in ("nll", "recon") if k in result.valid)
     console.print(f"step {result.step} ({result.stop_reason}): {losses}{valid}; model {result.model_path}",
                   highlight=False, soft_wrap=True)
     if result.stop_reason == "interrupted":

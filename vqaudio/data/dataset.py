@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vqaudio.audio import load_audio
+from vqaudio.audio import level_gain, load_audio
 from vqaudio.data.kaldi import DataDir
+from vqaudio.data.world import WorldSettings, split_features
 from vqaudio.errors import DataError
 from vqaudio.fileio import atomic_path
 from vqaudio.progress import progress
@@ -38,13 +39,26 @@ _VALID_STREAM = 1 << 20  # rank slot of the fixed validation windows (never a re
 
 @dataclass
 class Batch:
-    """Training windows: wav float32 [B, T] in [-1, 1], speaker LongTensor [B] (index into the model's list)."""
+    """Training windows: wav float32 [B, T] in [-1, 1], speaker LongTensor [B] (index into the model's list),
+    and for the vocoder decoder the windows' WORLD features float32 [B, T / frame_samples, F]."""
 
     wav: Tensor
     speaker: Tensor
+    features: Tensor | None = None
 
     def to(self, device: str | torch.device) -> Batch:
-        return Batch(self.wav.to(device, non_blocking=True), self.speaker.to(device, non_blocking=True))
+        feats = self.features.to(device, non_blocking=True) if self.features is not None else None
+        return Batch(self.wav.to(device, non_blocking=True), self.speaker.to(device, non_blocking=True), feats)
+
+
+@dataclass
+class FrameFeatures:
+    """Per-frame features of every utterance of a dataset, end to end: values float32 [sum M_u, F],
+    frames int [U] (M_u = ceil(samples_u / frame_samples)), one frame per `frame_samples` samples."""
+
+    values: np.ndarray
+    frames: np.ndarray
+    frame_samples: int
 
 
 @dataclass
@@ -96,7 +110,8 @@ class SegmentDataset:
     """
 
     def __init__(self, samples: np.ndarray, lengths: np.ndarray, speaker_index: np.ndarray | list[int],
-                 segment_samples: int, seed: int = 0):
+                 segment_samples: int, seed: int = 0, features: FrameFeatures | None = None,
+                 gains: np.ndarray | None = None):
         if len(lengths) == 0:
             raise DataError("no utterances to train on")
         if segment_samples < 1:
@@ -107,6 +122,14 @@ class SegmentDataset:
         self.segment_samples, self.seed = segment_samples, seed
         weight = np.maximum(self.lengths, 1).astype(np.float64)
         self.weights = weight / weight.sum()
+        self.gains = None if gains is None else np.asarray(gains, np.float32)  # per utterance (level normalisation)
+        self.features = features
+        if features is not None:
+            fs = features.frame_samples
+            if segment_samples % fs or len(features.frames) != len(self.lengths):
+                raise DataError(f"features: segment_samples must be a multiple of frame_samples ({fs}), one entry "
+                                "of frames per utterance")
+            self.frame_offsets = np.concatenate([[0], np.cumsum(features.frames)])
 
     @classmethod
     def from_waveforms(cls, audio: list[np.ndarray], speaker_index: list[int], segment_samples: int,
@@ -118,12 +141,16 @@ class SegmentDataset:
 
     @classmethod
     def from_data_dir(cls, path: str | os.PathLike, speakers: list[str], segment_samples: int, sample_rate: int,
-                      seed: int = 0, show_progress: bool | None = None, cache: Path | None = None) -> SegmentDataset:
+                      seed: int = 0, show_progress: bool | None = None, cache: Path | None = None,
+                      level_db: float | None = None, world: WorldSettings | None = None) -> SegmentDataset:
         """Read every utterance of the data dir at `path` whose speaker is in `speakers`.
 
         With `cache` (a folder), the int16 audio is also written there (`<split>-<key>.npy`, the key a hash of
         the files' paths, sizes and times) and later runs map it read-only instead of decoding every file:
         resuming is quicker and the ranks of a distributed run share one copy in the page cache.
+        `level_db`: each utterance is scaled to this speech level (`vqaudio.audio.level_gain`) as it is drawn.
+        `world`: the windows come with WORLD features (`vqaudio.data.world.split_features`, cached in the data
+        dir's `world/` folder, analysed on both cores the first time).
         """
         data = DataDir.load(path)
         index = {s: i for i, s in enumerate(speakers)}
@@ -132,7 +159,17 @@ class SegmentDataset:
             raise DataError(f"{path}: no utterance of the model's speakers ({', '.join(speakers[:5])}...)")
         paths = [data.wav_scp[u] for u in utts]
         samples, lengths = _load_cached(paths, sample_rate, show_progress, Path(path).name, cache)
-        return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed)
+        gains = None
+        if level_db is not None:
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            gains = np.array([level_gain(samples[a:b] / _INT16_SCALE, level_db, sample_rate)
+                              for a, b in zip(offsets[:-1], offsets[1:], strict=True)], np.float32)
+        features = None
+        if world is not None:
+            values, frames = split_features(paths, world, Path(path) / "world", Path(path).name,
+                                            show_progress=show_progress)
+            features = FrameFeatures(values, frames, world.frame_samples)
+        return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed, features, gains)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -156,13 +193,30 @@ class SegmentDataset:
         T = self.segment_samples
         utts = rng.choice(len(self.lengths), size=batch_size, p=self.weights)
         wav = np.zeros((batch_size, T), dtype=np.float32)
+        feats = None
+        if self.features is not None:
+            fs = self.features.frame_samples
+            feats = np.zeros((batch_size, T // fs, self.features.values.shape[1]), np.float32)
         for i, u in enumerate(utts):
             n = int(self.lengths[u])
-            start = int(rng.integers(0, n - T + 1)) if n > T else 0
+            if feats is None:
+                start = int(rng.integers(0, n - T + 1)) if n > T else 0
+            else:  # windows start on a frame boundary, so that frame f of the window is frame start / fs + f
+                start = fs * int(rng.integers(0, (n - T) // fs + 1)) if n > T else 0
+                feats[i] = self._frames(u, start // fs, T // fs)
             take = min(T, n)
             base = int(self.offsets[u]) + start
             wav[i, :take] = self.samples[base:base + take] / _INT16_SCALE
-        return Batch(torch.from_numpy(wav), torch.from_numpy(self.speaker_index[utts]))
+            if self.gains is not None:
+                wav[i, :take] *= self.gains[u]
+        return Batch(torch.from_numpy(wav), torch.from_numpy(self.speaker_index[utts]),
+                     None if feats is None else torch.from_numpy(feats))
+
+    def _frames(self, u: int, first: int, count: int) -> np.ndarray:
+        """Frames [first, first + count) of utterance u [count, F]; past its end the last frame is repeated."""
+        a, b = int(self.frame_offsets[u]), int(self.frame_offsets[u + 1])
+        idx = np.minimum(np.arange(a + first, a + first + count), b - 1)
+        return np.asarray(self.features.values[idx], np.float32)
 
 
 def _to_int16(wav: np.ndarray) -> np.ndarray:

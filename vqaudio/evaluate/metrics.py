@@ -205,3 +205,25 @@ def codebook_usage(codes: np.ndarray, codebook_size: int) -> CodebookUsage:
 def raw_bitrate(sample_rate: int, hop_length: int, codebook_size: int) -> float:
     """Bits per second of the code stream with fixed-length codes: (sample_rate / hop) * log2 K."""
     return sample_rate / hop_length * math.log2(codebook_size)
+
+
+def mean_log_f0(wav: np.ndarray, sample_rate: int, f0_floor: float = 60.0, f0_ceil: float = 500.0) -> float:
+    """Mean log F0 (natural log of Hz) over the voiced 5 ms frames of `wav` [T] (WORLD's DIO + StoneMask);
+    NaN when fewer than 5 frames are voiced."""
+    import pyworld
+
+    x = np.ascontiguousarray(wav, np.float64)
+    f0, t = pyworld.dio(x, sample_rate, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=5.0)
+    f0 = pyworld.stonemask(x, f0, t, sample_rate)
+    voiced = f0[f0 > 0]
+    return float(np.mean(np.log(voiced))) if len(voiced) >= 5 else float("nan")
+
+
+def f0_nearer_target(conv_lf0: list[float], target_lf0: list[float], source_lf0: list[float]) -> float:
+    """Share of conversions whose mean log-F0 is nearer the target speaker's than the source speaker's
+    (NaN entries are left out; NaN if none is left)."""
+    rows = [(c, t, s) for c, t, s in zip(conv_lf0, target_lf0, source_lf0, strict=True)
+            if np.isfinite(c) and np.isfinite(t) and np.isfinite(s)]
+    if not rows:
+        return float("nan")
+    return float(np.mean([abs(c - t) < abs(c - s) for c, t, s in rows]))

@@ -137,6 +137,11 @@ def _vc_table(vc: dict) -> Table:
     t.add(f"MCD to target's reading, converted ({shared['pairs']} pairs)",
           fmt(shared["mcd_conversion_to_target_db"], 2))
     t.add("MCD to target's reading, source (reference)", fmt(shared["mcd_source_to_target_db"], 2))
+    f0 = vc.get("f0")
+    if f0:
+        t.add("mean F0 nearer target's than source's", pct(f0["nearer_target"]))
+        t.add(f"mean F0 nearer target's, same-gender pairs ({f0['same_gender_pairs']})",
+              pct(f0["nearer_target_same_gender"]))
     t.notes = [f"speaker id: logistic regression on MFCC+delta statistics, trained on {sid['train_utterances']} "
                f"real train utterances of {len(sid['classes'])} speakers", "MCD in dB after DTW"]
     return t

@@ -176,15 +176,17 @@ class EvaluateOptions:
 
 
 def decode_codes(loaded: Any, codes: list[np.ndarray], speakers: list[str], temperature: float = 1.0,
-                 seed: int = 0, label: str = "decode") -> list[np.ndarray]:
+                 seed: int = 0, label: str = "decode", sources: list[np.ndarray] | None = None
+                 ) -> list[np.ndarray]:
     """Waveforms [N_i * hop] decoded from codes [N_i], each in its speaker's voice (ids of `loaded.speakers`),
-    in one batch through the codec library (`vqaudio.codec.synthesize`), with a progress bar."""
+    in one batch through the codec library (`vqaudio.codec.synthesize`), with a progress bar. `sources`: the
+    waveforms the codes came from (the vocoder kind's F0 mapping uses them, as `vqaudio convert` does)."""
     from vqaudio.codec import speaker_index, synthesize
 
     index = [speaker_index(loaded, s) for s in speakers]
     with progress() as bar:
         task = bar.add_task(label, total=1, info="")
-        outs = synthesize(loaded, codes, index, temperature, seed,
+        outs = synthesize(loaded, codes, index, temperature, seed, sources=sources,
                           on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     return outs
 
@@ -297,7 +299,7 @@ def vc_section(loaded: Any, train: SplitData, test: SplitData, utts: list[str], 
     real = [u for u in test.utterances if spk[u] in clf.speakers]
     pairs = [(u, t) for u in utts for t in targets if t != spk[u]]
     conv = decode_codes(loaded, [test.codes[u] for u, _ in pairs], [t for _, t in pairs], opts.temperature,
-                        opts.seed + 1, label="convert")
+                        opts.seed + 1, label="convert", sources=[test.wavs[u] for u, _ in pairs])
     convs = dict(zip(pairs, conv, strict=True))
     conv_id = clf.score(conv, [t for _, t in pairs], [spk[u] for u, _ in pairs])
     re_recon = {u: encode_wav(loaded, w) for u, w in zip(utts, recon, strict=True)}
@@ -323,7 +325,34 @@ def vc_section(loaded: Any, train: SplitData, test: SplitData, utts: list[str], 
             "code_agreement_conversion": _agreement(re_conv, {f"{u}>{t}": test.codes[u] for u, t in pairs}),
         },
         "shared_sentences": _shared_mcd(test, convs, sr),
+        "f0": f0_section(train, test, convs, sr),
     }, convs
+
+
+def f0_section(train: SplitData, test: SplitData, convs: dict[tuple[str, str], np.ndarray], sr: int
+               ) -> dict[str, Any]:
+    """Whether conversions take the target's pitch: each speaker's mean log-F0 over its train utterances, each
+    conversion's mean log-F0, the share nearer the target's than the source's (all pairs, same-gender pairs)."""
+    from vqaudio.evaluate.metrics import f0_nearer_target, mean_log_f0
+
+    spk = train.data.utt2spk
+    per_speaker: dict[str, list[float]] = {}
+    for u in train.utterances:
+        per_speaker.setdefault(spk[u], []).append(mean_log_f0(train.wavs[u], sr))
+    speaker_lf0 = {s: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                   for s, v in per_speaker.items()}
+    gender = {**test.data.spk2gender, **train.data.spk2gender}
+    src_spk = test.data.utt2spk
+    rows = [(mean_log_f0(w, sr), speaker_lf0.get(t, float("nan")), speaker_lf0.get(src_spk[u], float("nan")),
+             gender.get(t) is not None and gender.get(t) == gender.get(src_spk[u])) for (u, t), w in convs.items()]
+    same = [r for r in rows if r[3]]
+    return {
+        "speaker_mean_f0_hz": {s: float(np.exp(v)) for s, v in speaker_lf0.items()},
+        "nearer_target": f0_nearer_target(*[[r[i] for r in rows] for i in range(3)]) if rows else float("nan"),
+        "nearer_target_same_gender": f0_nearer_target(*[[r[i] for r in same] for i in range(3)])
+        if same else float("nan"),
+        "same_gender_pairs": len(same),
+    }
 
 
 def mfcc_frames(wav: np.ndarray, sample_rate: int) -> np.ndarray:

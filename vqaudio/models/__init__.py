@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 from vqaudio.config import ModelConfig, WaveNetConfig, hop_length
+from vqaudio.data.world import WorldSettings
+from vqaudio.errors import ConfigError
+from vqaudio.models.adversary import SpeakerAdversary
 from vqaudio.models.encoder import Encoder
+from vqaudio.models.vocoder import VocoderDecoder
 from vqaudio.models.vq import VectorQuantizer, VQOutput
 from vqaudio.models.vqvae import VQVAE, VQVAEOutput
 from vqaudio.models.wavenet import WaveNet
 
 __all__ = [
-    "Encoder", "VectorQuantizer", "VQOutput", "VQVAE", "VQVAEOutput", "WaveNet",
+    "DECODER_KINDS", "Encoder", "VectorQuantizer", "VocoderDecoder", "VQOutput", "VQVAE", "VQVAEOutput", "WaveNet",
     "build_vqvae", "build_wavenet", "count_parameters",
 ]
 
 
-def build_vqvae(cfg: ModelConfig, n_speakers: int) -> VQVAE:
-    """Encoder (cfg.encoder, D = cfg.vq.dim), quantiser (cfg.vq) and a WaveNet decoder (cfg.decoder) conditioned
-    on the code vectors upsampled by the hop and on `n_speakers` speaker embeddings."""
+DECODER_KINDS = ("wavenet", "vocoder")
+
+
+def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQVAE:
+    """Encoder (cfg.encoder, D = cfg.vq.dim), quantiser (cfg.vq) and a decoder of kind cfg.decoder.kind
+    conditioned on the code vectors and on `n_speakers` speaker embeddings: the sample-level WaveNet (codes
+    upsampled by the hop) or the frame-level vocoder decoder (codes upsampled to cfg.vocoder's frames).
+    `training=False` leaves out what only training uses (the speaker adversary): model files do not hold it."""
     encoder = Encoder(cfg.encoder, cfg.vq.dim)
-    decoder = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers, upsample=hop_length(cfg))
-    return VQVAE(encoder, VectorQuantizer(cfg.vq), decoder)
+    hop, kind = hop_length(cfg), cfg.decoder.kind
+    if kind == "wavenet":
+        decoder = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers, upsample=hop)
+    elif kind == "vocoder":
+        settings = WorldSettings.from_config(cfg)
+        if hop % settings.frame_samples:
+            raise ConfigError(f"vocoder frame_samples ({settings.frame_samples}) must divide the encoder hop ({hop})")
+        wavenet = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers,
+                          upsample=hop // settings.frame_samples, causal=False, out_channels=settings.dims)
+        decoder = VocoderDecoder(wavenet, settings, n_speakers)
+    else:
+        raise ConfigError(f"model.decoder.kind must be one of {', '.join(DECODER_KINDS)}, got {kind!r}")
+    if cfg.speaker_adversary < 0:
+        raise ConfigError(f"model.speaker_adversary must be >= 0, got {cfg.speaker_adversary}")
+    adversary = None
+    if training and cfg.speaker_adversary > 0:
+        adversary = SpeakerAdversary(cfg.vq.dim, n_speakers, cfg.speaker_adversary)
+    return VQVAE(encoder, VectorQuantizer(cfg.vq), decoder, adversary)
 
 
 def build_wavenet(cfg: WaveNetConfig, local_dim: int = 0, n_speakers: int = 0, upsample: int = 1) -> WaveNet:

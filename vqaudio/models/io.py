@@ -117,6 +117,11 @@ def _half(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _training_only(key: str) -> bool:
+    """State of parts that only training uses (the speaker adversary): left out of model files."""
+    return key.startswith("adversary.")
+
+
 @dataclass
 class LoadedModel:
     """A VQ-VAE read back from a model file, ready to use (eval mode, fp32, on `device`)."""
@@ -140,7 +145,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, cfg: ModelConfig | Con
     of the weights as stored.
     """
     model_cfg = cfg.model if isinstance(cfg, Config) else cfg
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not _training_only(k)}
     if half:
         state = _half(state)
     save_model_file(path, "model", {
@@ -167,8 +172,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     try:
         cfg = from_dict(ModelConfig, data["config"], "model.")
         speakers = [str(s) for s in data["speakers"]]
-        state = data["state_dict"]
-        model = build_vqvae(cfg, len(speakers))
+        state = {k: v for k, v in data["state_dict"].items() if not _training_only(k)}
+        model = build_vqvae(cfg, len(speakers), training=False)
         model.load_state_dict(state)
     except (KeyError, TypeError, ConfigError, RuntimeError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

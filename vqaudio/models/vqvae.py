@@ -1,20 +1,26 @@
 """The VQ-VAE (van den Oord et al. 2017): encoder -> vector quantiser -> speaker-conditioned WaveNet decoder.
 
 Assembled from ready parts passed to the constructor (the EnCodec pattern); `build_vqvae` in
-`vqaudio.models` makes them from a `ModelConfig`. The decoder models 8-bit mu-law samples with a softmax
-and is trained by teacher forcing; the loss is the paper's eq. 3, nll + codebook + beta * commitment.
+`vqaudio.models` makes them from a `ModelConfig`. Two decoder kinds:
+
+- "wavenet" (`WaveNet`, the paper's): models 8-bit mu-law samples with a softmax, trained by teacher forcing;
+  the loss is the paper's eq. 3, nll + codebook + beta * commitment.
+- "vocoder" (`VocoderDecoder`): predicts WORLD features per vocoder frame from the codes and the speaker; the
+  reconstruction term of eq. 3 is the feature loss of `VocoderDecoder.loss` instead of the NLL.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqaudio.audio import mu_law_encode
+from vqaudio.models.adversary import SpeakerAdversary
 from vqaudio.models.encoder import Encoder
+from vqaudio.models.vocoder import VocoderDecoder
 from vqaudio.models.vq import VectorQuantizer
 from vqaudio.models.wavenet import WaveNet
 
@@ -23,32 +29,55 @@ from vqaudio.models.wavenet import WaveNet
 class VQVAEOutput:
     """Result of one teacher-forced pass over a batch."""
 
-    loss: Tensor  # scalar: nll + vq_loss
-    nll: Tensor  # scalar: mean negative log-likelihood of the mu-law targets, nats/sample
+    loss: Tensor  # scalar: recon + vq_loss (+ the speaker adversary's cross-entropy, when there is one)
+    recon: Tensor  # scalar: wavenet kind: mean NLL of the mu-law targets, nats/sample; vocoder: the feature loss
     vq_loss: Tensor  # scalar: codebook + beta * commitment (EMA mode: beta * commitment)
     commitment: Tensor  # scalar: mean ||z_e - sg[e]||^2 per element
     perplexity: Tensor  # scalar: code perplexity of this batch
     codes: Tensor  # LongTensor [B, N]
+    parts: dict[str, Tensor] = field(default_factory=dict)  # vocoder kind: the terms of recon; adversary figures
+
+    @property
+    def nll(self) -> Tensor:
+        """The wavenet kind's reconstruction term (nats/sample)."""
+        return self.recon
 
 
 class VQVAE(nn.Module):
-    """Encoder, quantiser and WaveNet decoder; hop_length samples per code."""
+    """Encoder, quantiser and decoder (sample-level `WaveNet` or frame-level `VocoderDecoder`); hop_length
+    samples per code."""
 
-    def __init__(self, encoder: Encoder, quantizer: VectorQuantizer, decoder: WaveNet):
+    def __init__(self, encoder: Encoder, quantizer: VectorQuantizer, decoder: WaveNet | VocoderDecoder,
+                 adversary: SpeakerAdversary | None = None):
         super().__init__()
-        if decoder.upsample != encoder.hop_length:
-            raise ValueError(f"decoder upsample {decoder.upsample} != encoder hop {encoder.hop_length}")
+        if adversary is not None:
+            self.adversary = adversary
+        self.kind = "vocoder" if isinstance(decoder, VocoderDecoder) else "wavenet"
+        step = decoder.settings.frame_samples * decoder.frames_per_code if self.kind == "vocoder" else decoder.upsample
+        if step != encoder.hop_length:
+            raise ValueError(f"decoder covers {step} samples per code, the encoder hop is {encoder.hop_length}")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         self.hop_length = encoder.hop_length
 
-    def forward(self, wav: Tensor, speaker: Tensor | None) -> VQVAEOutput:
-        """wav [B, T] float in [-1, 1] (T a multiple of hop_length), speaker LongTensor [B] -> VQVAEOutput."""
+    def forward(self, wav: Tensor, speaker: Tensor | None, features: Tensor | None = None) -> VQVAEOutput:
+        """wav [B, T] float in [-1, 1] (T a multiple of hop_length), speaker LongTensor [B], and for the vocoder
+        kind the WORLD features of the window [B, T / frame_samples, F] -> VQVAEOutput."""
         z_e = self.encoder(wav[:, None, :])
         q = self.quantizer(z_e)
+        extra, adv = {}, 0.0
+        if hasattr(self, "adversary") and speaker is not None:
+            adv, extra["adversary_accuracy"] = self.adversary(q.z_q, speaker)
+            extra["adversary_ce"] = adv.detach()
+        if self.kind == "vocoder":
+            if features is None:
+                raise ValueError("the vocoder decoder trains on WORLD features [B, frames, F]; none given")
+            recon, parts = self.decoder.loss(self.decoder(q.z_q, speaker), features)
+            return VQVAEOutput(recon + q.loss + adv, recon, q.loss, q.commitment, q.perplexity, q.codes,
+                               {**parts, **extra})
         targets = mu_law_encode(wav, self.decoder.classes).to(wav.device)
         logits = self.decoder(self.shift(targets), q.z_q, speaker)
         nll = F.cross_entropy(logits.float(), targets)
-        return VQVAEOutput(nll + q.loss, nll, q.loss, q.commitment, q.perplexity, q.codes)
+        return VQVAEOutput(nll + q.loss + adv, nll, q.loss, q.commitment, q.perplexity, q.codes, extra)
 
     @torch.no_grad()
     def encode(self, wav: Tensor) -> Tensor:
@@ -58,6 +87,12 @@ class VQVAE(nn.Module):
     def codes_to_latent(self, codes: Tensor) -> Tensor:
         """codes LongTensor [B, N] -> code vectors [B, D, N] (the decoder's local conditioning)."""
         return self.quantizer.lookup(codes)
+
+    @torch.no_grad()
+    def decode_features(self, codes: Tensor, speaker: Tensor | None) -> Tensor:
+        """Vocoder kind: codes [B, N], speaker [B] -> WORLD features [B, N * frames_per_code, F] (voicing as a
+        probability)."""
+        return self.decoder.denormalize(self.decoder(self.codes_to_latent(codes), speaker))
 
     def decoder_logits(self, codes: Tensor, speaker: Tensor | None, targets: Tensor) -> Tensor:
         """Teacher-forced decoder logits: codes [B, N], speaker [B], targets LongTensor [B, T] (mu-law,

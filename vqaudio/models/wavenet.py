@@ -7,6 +7,11 @@ embedding projected to a per-layer bias). The parameter layout is part of the co
 and the output of `conditioning()`; keep it exact.
 
 The full forward and the cached incremental `step` run the same per-layer code (`GatedLayer.stream`).
+
+Non-causal mode (`causal=False`, the frame-level "vocoder" decoder): the same gated residual stack with 'same'
+dilated convolutions (odd kernel) run at the conditioning's own frame rate times `upsample`, no autoregressive
+input; layer 0's input is a 1x1 projection (`inp`) of the local conditioning network's output, the gates get the
+same local and global conditioning, and `out2` gives `out_channels` real values per frame (`forward_frames`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from torch import Tensor, nn
 
 from vqaudio.config import WaveNetConfig
 from vqaudio.errors import ConfigError
-from vqaudio.nn.conv import CausalConv1d
+from vqaudio.nn.conv import CausalConv1d, SameConv1d
 
 _SQRT_HALF = math.sqrt(0.5)
 
@@ -27,16 +32,22 @@ _SQRT_HALF = math.sqrt(0.5)
 class GatedLayer(nn.Module):
     """One residual layer: `dilated` causal conv R -> G, gate tanh(a) * sigmoid(b), `res_skip` 1x1 G/2 -> R + S."""
 
-    def __init__(self, residual: int, gate: int, skip: int, kernel_size: int, dilation: int):
+    def __init__(self, residual: int, gate: int, skip: int, kernel_size: int, dilation: int, causal: bool = True):
         super().__init__()
         self.residual, self.skip = residual, skip
-        self.dilated = CausalConv1d(residual, gate, kernel_size, dilation=dilation)
+        conv = CausalConv1d if causal else SameConv1d
+        self.dilated = conv(residual, gate, kernel_size, dilation=dilation)
         self.res_skip = nn.Conv1d(gate // 2, residual + skip, 1)
 
-    def stream(self, h: Tensor, cond: Tensor, state: Tensor, upsample: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+    def stream(self, h: Tensor, cond: Tensor, state: Tensor | None, upsample: int = 1
+               ) -> tuple[Tensor, Tensor, Tensor | None]:
         """h [B, R, T], cond [B, G, T] or [B, G, 1] (upsample 1) or at the frame rate [B, G, >= T / upsample],
-        state [B, R, context] -> (h', skip [B, S, T], state')."""
-        x, state = self.dilated.stream(h, state)
+        state [B, R, context] (causal) or None (non-causal: the whole sequence at once) -> (h', skip [B, S, T],
+        state')."""
+        if state is None:
+            x = self.dilated(h)
+        else:
+            x, state = self.dilated.stream(h, state)
         a, b = _add_frames(x, cond, upsample).chunk(2, dim=1)
         res, skip = self.res_skip(torch.tanh(a) * torch.sigmoid(b)).split([self.residual, self.skip], dim=1)
         return (h + res) * _SQRT_HALF, skip, state
@@ -49,23 +60,29 @@ class WaveNet(nn.Module):
         cfg: sizes (layers, stacks, kernel, channel widths, cond_channels, speaker_dim).
         local_dim: channels of the frame-rate local conditioning (0 = none; e.g. D for the VQ-VAE decoder).
         n_speakers: rows of the speaker embedding (0, or cfg.speaker_dim = 0: no global conditioning).
-        upsample: samples per conditioning frame (the VQ-VAE hop, 64 in the paper).
+        upsample: output steps per conditioning frame (the VQ-VAE hop, 64 in the paper; codes to vocoder frames
+            in non-causal mode).
+        causal: False for the non-causal frame-level mode (needs local conditioning and an odd kernel).
+        out_channels: outputs per step in non-causal mode (default cfg.classes).
     """
 
-    def __init__(self, cfg: WaveNetConfig, local_dim: int = 0, n_speakers: int = 0, upsample: int = 1):
+    def __init__(self, cfg: WaveNetConfig, local_dim: int = 0, n_speakers: int = 0, upsample: int = 1,
+                 causal: bool = True, out_channels: int | None = None):
         super().__init__()
-        _check_config(cfg, upsample)
-        self.cfg, self.upsample, self.classes = cfg, upsample, cfg.classes
+        _check_config(cfg, upsample, causal, local_dim)
+        self.cfg, self.upsample, self.causal = cfg, upsample, causal
+        self.classes = cfg.classes if causal or out_channels is None else out_channels
         self.start_token = cfg.classes
         cycle = cfg.layers // cfg.stacks
         self.dilations = [2 ** (i % cycle) for i in range(cfg.layers)]
-        self.embed = nn.Embedding(cfg.classes + 1, cfg.residual_channels)
+        if causal:
+            self.embed = nn.Embedding(cfg.classes + 1, cfg.residual_channels)
         self.layers = nn.ModuleList(
-            GatedLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, cfg.kernel_size, d)
+            GatedLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, cfg.kernel_size, d, causal)
             for d in self.dilations
         )
         self.out1 = nn.Conv1d(cfg.skip_channels, cfg.skip_channels, 1)
-        self.out2 = nn.Conv1d(cfg.skip_channels, cfg.classes, 1)
+        self.out2 = nn.Conv1d(cfg.skip_channels, self.classes, 1)
         cond_width = cfg.layers * cfg.gate_channels
         self.local_dim = local_dim
         if local_dim > 0:
@@ -77,6 +94,8 @@ class WaveNet(nn.Module):
                 nn.Conv1d(hidden, hidden, 3, padding=1), nn.ReLU(),
             ) if cfg.cond_channels > 0 else nn.Identity()
             self.cond_proj = nn.Conv1d(hidden, cond_width, 1)
+            if not causal:
+                self.inp = nn.Conv1d(hidden, cfg.residual_channels, 1)
         self.n_speakers = n_speakers if cfg.speaker_dim > 0 else 0
         if self.n_speakers > 0:
             self.speaker_embed = nn.Embedding(self.n_speakers, cfg.speaker_dim)
@@ -84,8 +103,16 @@ class WaveNet(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        """Samples each output sees, the current one included: (k - 1) * sum(dilations) + 1."""
+        """Steps of its own input each output sees, the current one included: (k - 1) * sum(dilations) + 1
+        (causal: all in the past; non-causal: half on either side). The conditioning network adds its reach."""
         return (self.cfg.kernel_size - 1) * sum(self.dilations) + 1
+
+    @property
+    def local_reach(self) -> int:
+        """Non-causal mode: local frames on either side of its own that an output sees (the stack's half-width in
+        output steps, rounded up to local frames, plus the conditioning network's two kernel-3 convolutions)."""
+        half = (self.cfg.kernel_size - 1) // 2 * sum(self.dilations)
+        return -(-half // self.upsample) + (2 if self.cfg.cond_channels > 0 else 0)
 
     def conditioning(self, local: Tensor | None = None, speaker: Tensor | None = None, batch: int = 1) -> Tensor:
         """Per-layer gate biases at the frame rate, computed once per utterance.
@@ -94,11 +121,17 @@ class WaveNet(nn.Module):
         (N = 1 without local conditioning; B = `batch` when neither input gives it). Sample t uses frame
         t // upsample; layer l uses channels [l * G, (l + 1) * G).
         """
+        return self._conditioning(local, speaker, batch)[0]
+
+    def _conditioning(self, local: Tensor | None, speaker: Tensor | None, batch: int) -> tuple[Tensor, Tensor | None]:
+        """(gate biases as `conditioning`, the local conditioning network's output [B, hidden, N] or None)."""
         width = self.cfg.layers * self.cfg.gate_channels
+        hidden = None
         if self.local_dim > 0:
             if local is None:
                 raise ValueError("this WaveNet needs local conditioning [B, local_dim, N]")
-            cond = self.cond_proj(self.cond_net(local))
+            hidden = self.cond_net(local)
+            cond = self.cond_proj(hidden)
         else:
             if local is not None:
                 raise ValueError("this WaveNet has no local conditioning; pass local=None")
@@ -107,7 +140,25 @@ class WaveNet(nn.Module):
             if speaker is None:
                 raise ValueError("this WaveNet is speaker-conditioned; pass speaker ids [B]")
             cond = cond + self.speaker_proj(self.speaker_embed(speaker))[:, :, None]
-        return cond
+        return cond, hidden
+
+    def forward_frames(self, local: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """Non-causal mode: local [B, local_dim, N], speaker [B] | None -> outputs [B, out_channels, N * upsample].
+
+        Output t depends on local frames within the receptive field around t // upsample only (and on speaker).
+        """
+        if self.causal:
+            raise ValueError("forward_frames is the non-causal mode; this WaveNet is causal (use forward)")
+        cond, hidden = self._conditioning(local, speaker, local.shape[0])
+        h = self.inp(hidden)
+        if self.upsample > 1:
+            h = h.repeat_interleave(self.upsample, dim=2)
+        G = self.cfg.gate_channels
+        skips = 0
+        for i, layer in enumerate(self.layers):
+            h, skip, _ = layer.stream(h, cond[:, i * G:(i + 1) * G], None, self.upsample)
+            skips = skips + skip
+        return self._output(skips)
 
     def forward(self, x: Tensor, local: Tensor | None = None, speaker: Tensor | None = None) -> Tensor:
         """Teacher-forced logits. x LongTensor [B, T] (x[:, 0] = start_token, x[:, t] = target[:, t-1]),
@@ -115,6 +166,8 @@ class WaveNet(nn.Module):
 
         Causal: logits[..., t] depends on x[:, :t+1] only (and on all of local, speaker).
         """
+        if not self.causal:
+            raise ValueError("this WaveNet is non-causal (frame-level); use forward_frames")
         cond = self.conditioning(local, speaker, batch=x.shape[0])
         T = x.shape[1]
         if cond.shape[2] > 1 and cond.shape[2] * self.upsample < T:
@@ -168,8 +221,11 @@ def _add_frames(x: Tensor, cond: Tensor, upsample: int) -> Tensor:
     return x + cond.repeat_interleave(upsample, dim=2)[:, :, :T]
 
 
-def _check_config(cfg: WaveNetConfig, upsample: int) -> None:
+def _check_config(cfg: WaveNetConfig, upsample: int, causal: bool = True, local_dim: int = 0) -> None:
     """Refuse sizes the network cannot be built with, with one clear line."""
+    if not causal and (cfg.kernel_size % 2 == 0 or local_dim < 1):
+        raise ConfigError(f"a non-causal (vocoder) WaveNet needs an odd kernel_size (got {cfg.kernel_size}) "
+                          "and local conditioning")
     if cfg.classes < 2:
         raise ConfigError(f"wavenet classes must be >= 2, got {cfg.classes}")
     if cfg.layers < 1 or cfg.stacks < 1 or cfg.layers % cfg.stacks:

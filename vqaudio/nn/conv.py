@@ -46,6 +46,20 @@ class CausalConv1d(nn.Conv1d):
         return self.stream(x, self.init_state(1))[0]
 
 
+class SameConv1d(nn.Conv1d):
+    """Non-causal dilated 1-D convolution that keeps the length: output t sees inputs t - context .. t + context,
+    context = (k - 1) // 2 * dilation (odd k). Weight and bias as `nn.Conv1d`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation, bias=bias,
+                         padding=same_padding(kernel_size, dilation))
+
+    @property
+    def context(self) -> int:
+        """Input frames each output sees on either side of its own: (k - 1) // 2 * dilation."""
+        return (self.kernel_size[0] - 1) // 2 * self.dilation[0]
+
+
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
     """Padding that keeps the length of an odd-kernel, stride-1 convolution."""
     if kernel_size % 2 == 0:

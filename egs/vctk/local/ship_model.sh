@@ -43,6 +43,11 @@ exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
 model, prior = load_model(dest / "vqvae.pt"), load_prior(dest / "prior.pt")
 vq_train, vq_valid = last_records(exp / "vqvae" / "log.jsonl")
 pr_train, _ = last_records(exp / "prior" / "log.jsonl")
+kind = model.model.kind
+decoder = ("frame-level WaveNet decoder predicting WORLD vocoder parameters (WORLD synthesis)" if kind == "vocoder"
+           else "sample-level WaveNet decoder (mu-law)")
+valid = (f"dev NLL {vq_valid.get('nll', float('nan')):.3f} nats/sample" if kind == "wavenet"
+         else f"dev feature loss {vq_valid.get('recon', float('nan')):.3f}")
 card = f"""# vqaudio default model: the mini run on the embedded corpus
 
 Made by the recipe, from the repository root: `cd egs/vctk && bash run.sh && bash local/ship_model.sh {exp}`
@@ -52,9 +57,9 @@ i.e. the `mini` preset). The files are the experiment's own, unchanged (fp32).
 | file | what | size | identity | training |
 |---|---|---|---|---|
 | vqvae.pt | VQ-VAE: encoder, K={model.config.vq.codebook_size} x D={model.config.vq.dim} codebook, \
-{model.sample_rate // model.hop_length} codes/s, speaker-conditioned WaveNet decoder | \
+{model.sample_rate // model.hop_length} codes/s, speaker-conditioned {decoder} | \
 {(dest / 'vqvae.pt').stat().st_size / 1e6:.1f} MB | {model.identity} | {vq_train.get('step')} steps, \
-{vq_train.get('elapsed_s', 0) / 60:.0f} min; dev NLL {vq_valid.get('nll', float('nan')):.3f} nats/sample |
+{vq_train.get('elapsed_s', 0) / 60:.0f} min; {valid} |
 | prior.pt | latent WaveNet prior over the codes | {(dest / 'prior.pt').stat().st_size / 1e6:.1f} MB | \
 {prior.identity} (for VQ-VAE {prior.model_identity}) | {pr_train.get('step')} steps, \
 {pr_train.get('elapsed_s', 0) / 60:.0f} min |

@@ -1,0 +1,175 @@
+"""The frame-level vocoder decoder: the non-causal WaveNet mode, the feature loss and statistics, model files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vqaudio.config import WaveNetConfig, load_config
+from vqaudio.errors import ConfigError
+from vqaudio.models import VocoderDecoder, WaveNet, build_vqvae
+from vqaudio.models.io import load_model, save_model
+
+WAVENET_KIND = ["model.decoder.kind=wavenet", "model.decoder.kernel_size=2"]
+
+
+def frame_net(upsample: int = 2, layers: int = 4) -> WaveNet:
+    torch.manual_seed(0)
+    cfg = WaveNetConfig(layers=layers, stacks=2, kernel_size=3, residual_channels=8, gate_channels=12,
+                        skip_channels=10, cond_channels=6, speaker_dim=4)
+    return WaveNet(cfg, local_dim=5, n_speakers=3, upsample=upsample, causal=False, out_channels=7).eval()
+
+
+def test_frame_stack_shapes() -> None:
+    net = frame_net(upsample=2)
+    out = net.forward_frames(torch.randn(2, 5, 30), torch.tensor([0, 2]))
+    assert out.shape == (2, 7, 60)  # 30 code frames, 2 vocoder frames each, 7 outputs
+    assert not hasattr(net, "embed")  # no autoregressive input in the non-causal mode
+    assert net.layers[1].dilated.padding == (2,)  # 'same' for kernel 3, dilation 2
+
+
+def test_frame_stack_is_local_and_non_causal() -> None:
+    """Output frame t depends on code frames within the receptive field around it, on both sides, and no further."""
+    net = frame_net(upsample=1)
+    local, spk = torch.randn(1, 5, 80), torch.tensor([1])
+    base = net.forward_frames(local, spk)
+    reach = (net.receptive_field - 1) // 2 + 2  # the stack's half-width plus the conditioning network's 2 frames
+    changed = local.clone()
+    changed[:, :, 40] += 3.0
+    diff = (net.forward_frames(changed, spk) - base).abs().amax(dim=1)[0]
+    moved = torch.nonzero(diff > 1e-6).flatten()
+    assert moved.min() < 40 < moved.max()  # frames before and after the change see it: non-causal
+    assert moved.min() >= 40 - reach and moved.max() <= 40 + reach
+
+
+def test_frame_stack_refuses_even_kernel_and_causal_calls() -> None:
+    cfg = WaveNetConfig(layers=2, stacks=1, kernel_size=2)
+    with pytest.raises(ConfigError, match="odd kernel_size"):
+        WaveNet(cfg, local_dim=5, causal=False)
+    with pytest.raises(ValueError, match="non-causal"):
+        frame_net()(torch.zeros(1, 4, dtype=torch.long), torch.randn(1, 5, 2))
+
+
+def fake_features(model, frames: int, batch: int = 2) -> torch.Tensor:
+    dims = model.decoder.settings.dims
+    feats = torch.randn(batch, frames, dims)
+    feats[..., -1] = (feats[..., -1] > 0).float()
+    return feats
+
+
+def test_vocoder_vqvae_loss_and_decode_shapes() -> None:
+    cfg = load_config("quick")
+    model = build_vqvae(cfg.model, 3)
+    assert model.kind == "vocoder" and isinstance(model.decoder, VocoderDecoder)
+    wav = 0.2 * torch.randn(2, 1024)
+    out = model(wav, torch.tensor([0, 2]), fake_features(model, 1024 // 64))
+    assert torch.isfinite(out.loss)
+    assert set(out.parts) == {"spectral_l1", "aperiodicity_l1", "lf0_l1", "vuv_bce"}
+    assert torch.allclose(out.recon, sum(out.parts.values()))
+    with pytest.raises(ValueError, match="WORLD features"):
+        model(wav, torch.tensor([0, 2]))
+    model.eval()
+    feats = model.decode_features(model.encode(wav), torch.tensor([0, 1]))
+    assert feats.shape == (2, 16, model.decoder.settings.dims)
+    assert ((feats[..., -1] >= 0) & (feats[..., -1] <= 1)).all()  # voicing is a probability
+
+
+def test_lower_code_rate_is_upsampled_to_frames() -> None:
+    cfg = load_config("quick", ["model.encoder.strides=[2,2,2,2,2,2,5]"])  # 320 samples per code: 5 frames
+    model = build_vqvae(cfg.model, 2).eval()
+    assert model.decoder.frames_per_code == 5
+    feats = model.decode_features(torch.randint(0, 32, (1, 7)), torch.tensor([1]))
+    assert feats.shape[1] == 35
+    with pytest.raises(ConfigError, match="must divide"):
+        build_vqvae(load_config("quick", ["model.vocoder.frame_samples=100"]).model, 2)
+
+
+def test_statistics_normalise_targets() -> None:
+    model = build_vqvae(load_config("quick").model, 2)
+    dec = model.decoder
+    s = dec.settings
+    rng = np.random.default_rng(0)
+    feats = rng.normal(3.0, 2.0, (500, s.dims)).astype(np.float32)
+    feats[:, s.vuv_index] = rng.random(500) > 0.3
+    feats[:300, s.lf0_index] = np.log(200.0) + 0.1 * rng.standard_normal(300)  # speaker 0 high
+    feats[300:, s.lf0_index] = np.log(100.0) + 0.1 * rng.standard_normal(200)  # speaker 1 low
+    dec.set_statistics(feats, np.array([300, 200]), np.array([0, 1]))
+    norm = dec.normalize(torch.from_numpy(feats)[None])[0].numpy()
+    assert np.allclose(norm[:s.spectral_dims].mean(axis=1), 0, atol=1e-4)
+    assert np.allclose(norm[:s.spectral_dims].std(axis=1), 1, atol=1e-3)
+    assert set(np.unique(norm[s.vuv_index])) <= {0.0, 1.0}  # voicing is not normalised
+    assert abs(dec.speaker_lf0[0, 0] - np.log(200.0)) < 0.05 and abs(dec.speaker_lf0[1, 0] - np.log(100.0)) < 0.05
+    pred = dec.normalize(torch.from_numpy(feats)[None])
+    pred[:, s.vuv_index] = 20 * (pred[:, s.vuv_index] - 0.5)  # a confident voicing logit
+    back = dec.denormalize(pred)[0].numpy()
+    assert np.allclose(back[:, :s.vuv_index], feats[:, :s.vuv_index], atol=1e-4)
+
+
+def test_model_file_round_trip_keeps_kind_and_statistics(tmp_path) -> None:
+    cfg = load_config("quick")
+    model = build_vqvae(cfg.model, 2)
+    s = model.decoder.settings
+    feats = np.random.default_rng(1).normal(1.0, 3.0, (100, s.dims)).astype(np.float32)
+    feats[:, s.vuv_index] = 1.0
+    model.decoder.set_statistics(feats, np.array([60, 40]), np.array([0, 1]))
+    model(0.2 * torch.randn(2, 1024), torch.tensor([0, 1]), fake_features(model, 16))  # k-means init, usage
+    model.eval()
+    save_model(tmp_path / "m.pt", model, cfg, ["a", "b"])
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.model.kind == "vocoder" and loaded.config.decoder.kind == "vocoder"
+    for name in ("feature_mean", "feature_std", "speaker_lf0"):
+        assert torch.equal(getattr(loaded.model.decoder, name), getattr(model.decoder, name))
+    codes = torch.randint(0, 32, (1, 20))
+    assert torch.equal(loaded.model.decode_features(codes, torch.tensor([1])),
+                       model.decode_features(codes, torch.tensor([1])))
+
+
+def test_wavenet_kind_is_unchanged_by_the_option() -> None:
+    model = build_vqvae(load_config("quick", WAVENET_KIND).model, 2)
+    assert model.kind == "wavenet" and model.decoder.causal
+    out = model(0.2 * torch.randn(2, 1024), torch.tensor([0, 1]))
+    assert torch.allclose(out.loss, out.nll + out.vq_loss)
+
+
+def test_speaker_adversary_reverses_the_encoder_gradient() -> None:
+    from vqaudio.models.adversary import reverse_gradient
+
+    x = torch.ones(3, requires_grad=True)
+    (2.0 * reverse_gradient(x, 0.5)).sum().backward()
+    assert torch.allclose(x.grad, torch.full((3,), -1.0))
+    cfg = load_config("quick", ["model.speaker_adversary=0.3"])
+    model = build_vqvae(cfg.model, 3)
+    out = model(0.2 * torch.randn(2, 1024), torch.tensor([0, 2]), fake_features(model, 16))
+    assert 0.0 <= out.parts["adversary_accuracy"] <= 1.0
+    assert torch.allclose(out.loss, out.recon + out.vq_loss + out.parts["adversary_ce"])
+    out.loss.backward()
+    assert model.adversary.net[0].weight.grad.abs().sum() > 0
+    assert not hasattr(build_vqvae(load_config("quick").model, 3), "adversary")
+    with pytest.raises(ConfigError, match="speaker_adversary"):
+        build_vqvae(load_config("quick", ["model.speaker_adversary=-1"]).model, 3)
+
+
+def test_local_reach_bounds_the_dependence() -> None:
+    for upsample in (1, 2, 5):
+        net = frame_net(upsample=upsample)
+        local, spk = torch.randn(1, 5, 60), torch.tensor([0])
+        base = net.forward_frames(local, spk)
+        changed = local.clone()
+        changed[:, :, 30] += 3.0
+        diff = (net.forward_frames(changed, spk) - base).abs().amax(dim=1)[0]
+        frames = torch.nonzero(diff > 1e-6).flatten() // upsample  # output steps -> local frames
+        assert (frames - 30).abs().max() <= net.local_reach
+
+
+def test_model_files_leave_the_adversary_out(tmp_path) -> None:
+    cfg = load_config("quick", ["model.speaker_adversary=0.3"])
+    model = build_vqvae(cfg.model, 2)
+    model(0.2 * torch.randn(2, 1024), torch.tensor([0, 1]), fake_features(model, 16))
+    model.eval()
+    save_model(tmp_path / "m.pt", model, cfg, ["a", "b"])
+    loaded = load_model(tmp_path / "m.pt")
+    assert not hasattr(loaded.model, "adversary")
+    codes = model.encode(0.2 * torch.randn(1, 1024))
+    assert torch.equal(loaded.model.decode_features(codes, torch.tensor([0])),
+                       model.decode_features(codes, torch.tensor([0])))

@@ -1,0 +1,129 @@
+"""Speaker enrolment: frozen parts stay bit-identical, old voices convert as before, the new voice works, refusals."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from vqaudio import codec
+from vqaudio.cli import app
+from vqaudio.config import load_config
+from vqaudio.enroll import enroll
+from vqaudio.errors import VQAudioError
+from vqaudio.models import build_vqvae
+from vqaudio.models.io import load_model, save_model
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers.train_fixtures import make_data_root, synthetic_wav  # noqa: E402
+
+SR = 16000
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    """A quick vocoder model trained 4 steps, and 3 recordings (1.5 s each) of a new 'voice'."""
+    root = tmp_path_factory.mktemp("enroll")
+    data = make_data_root(root / "data", utts=2, seconds=0.5)
+    sets = ["--set", "train.threads=1", "--set", "train.batch_size=2", "--set", "train.segment_samples=1024",
+            "--set", "train.max_minutes=0"]
+    result = runner.invoke(app, ["train", str(data), str(root / "exp"), "--config", "quick", *sets, "--max-steps", "4"])
+    assert result.exit_code == 0, result.output
+    voice = root / "voice"
+    voice.mkdir()
+    for i in range(3):
+        sf.write(voice / f"v{i}.wav", synthetic_wav(40 + i, 1.5, 290.0), SR)
+    return {"root": root, "model": root / "exp" / "model.pt", "voice": voice}
+
+
+@pytest.fixture(scope="module")
+def enrolled(setup) -> dict:
+    out = setup["root"] / "with_new.pt"
+    result = enroll(setup["model"], "new1", [setup["voice"]], out, steps=20, seed=3)
+    return {"result": result, "path": out}
+
+
+def test_frozen_parts_stay_bit_identical(setup, enrolled) -> None:
+    old, new = load_model(setup["model"]), load_model(enrolled["path"])
+    assert new.speakers == old.speakers + ["new1"]
+    before, after = old.model.state_dict(), new.model.state_dict()
+    assert set(before) == set(after)
+    for key, value in before.items():
+        if key.endswith("speaker_embed.weight") or key.endswith("speaker_lf0"):
+            assert torch.equal(after[key][: len(value)], value), key  # old rows unchanged, one new row
+            assert len(after[key]) == len(value) + 1
+        else:
+            assert torch.equal(after[key], value), key
+    row = after["decoder.wavenet.speaker_embed.weight"][-1]
+    assert not torch.equal(row, before["decoder.wavenet.speaker_embed.weight"].mean(0))  # it learnt
+    assert np.log(250) < after["decoder.speaker_lf0"][-1, 0] < np.log(330)  # the voice's F0 (290 Hz)
+
+
+def test_old_speakers_convert_exactly_as_before(setup, enrolled) -> None:
+    wav = synthetic_wav(9, 0.7, 140.0)
+    old, new = codec.load_codec(setup["model"], "cpu"), codec.load_codec(enrolled["path"], "cpu")
+    for spk in old.speakers:
+        np.testing.assert_array_equal(codec.convert(old, [wav], spk)[0], codec.convert(new, [wav], spk)[0])
+    out = codec.convert(new, [wav], "new1")[0]
+    assert len(out) == len(wav) and np.isfinite(out).all()
+
+
+def test_enrolment_is_recorded_and_deterministic(setup, enrolled, tmp_path) -> None:
+    res = enrolled["result"]
+    rec = load_model(enrolled["path"]).extra["enrolled"]["new1"]
+    assert rec["steps"] == 20 and len(rec["files"]) == 3 and rec["seconds"] > 3.0
+    assert rec["final_loss"] == pytest.approx(res.final_loss) and np.isfinite(res.losses).all()
+    again = enroll(setup["model"], "new1", [setup["voice"]], tmp_path / "again.pt", steps=20, seed=3)
+    assert again.identity == res.identity
+
+
+def test_enroll_and_convert_through_the_cli(setup, enrolled, tmp_path) -> None:
+    result = runner.invoke(app, ["enroll", "cli_voice", str(setup["voice"]), "--model", str(setup["model"]),
+                                 "--out", str(tmp_path / "m.pt"), "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    assert "cli_voice" in result.stderr and "enrolled from 3 file(s)" in result.stderr
+    listed = runner.invoke(app, ["speakers", "--model", str(tmp_path / "m.pt")])
+    assert listed.exit_code == 0 and "enrolled" in listed.stdout and "trained" in listed.stdout
+    result = runner.invoke(app, ["convert", str(setup["voice"] / "v0.wav"), str(tmp_path / "o.wav"),
+                                 "--target-speaker", "cli_voice", "--model", str(tmp_path / "m.pt")])
+    assert result.exit_code == 0, result.output
+
+
+def refused(args: list[str], *fragments: str) -> None:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_refusals(setup, enrolled, tmp_path) -> None:
+    model, voice = setup["model"], setup["voice"]
+    refused(["enroll", "p225", voice, "--model", model, "--out", tmp_path / "a.pt"], "already in this model",
+            "--replace")
+    short = tmp_path / "short.wav"
+    sf.write(short, synthetic_wav(1, 1.0, 200.0), SR)
+    refused(["enroll", "x", short, "--model", model, "--out", tmp_path / "b.pt"], "usable speech", "3 s")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(SR * 5, np.float32), SR)
+    refused(["enroll", "x", silent, "--model", model, "--out", tmp_path / "b.pt"], "usable speech")
+    junk = tmp_path / "notes.wav"
+    junk.write_text("not audio")
+    refused(["enroll", "x", voice, junk, "--model", model, "--out", tmp_path / "b.pt"], "notes.wav")
+    refused(["enroll", "x", tmp_path / "nowhere", "--model", model, "--out", tmp_path / "b.pt"], "nowhere")
+    cfg = load_config("quick", ["model.decoder.kind=wavenet", "model.decoder.kernel_size=2"])
+    save_model(tmp_path / "wn.pt", build_vqvae(cfg.model, 2).eval(), cfg.model, ["p225", "p226"])
+    refused(["enroll", "x", voice, "--model", tmp_path / "wn.pt", "--out", tmp_path / "b.pt"], "vocoder-kind",
+            "wavenet kind")
+    assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b.pt").exists()
+    with pytest.raises(VQAudioError, match="already"):
+        enroll(enrolled["path"], "new1", [voice], tmp_path / "c.pt", steps=2)
+    replaced = enroll(enrolled["path"], "new1", [voice], tmp_path / "c.pt", steps=2, replace=True)
+    assert load_model(replaced.model_path).speakers.count("new1") == 1

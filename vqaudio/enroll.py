@@ -1,0 +1,200 @@
+"""Speaker enrolment: a new target voice from a few recordings, without retraining the model.
+
+The encoder, codebook and decoder stay frozen; only the new speaker's row of the decoder's speaker embedding is
+learnt, by the decoder's own training loss (the vocoder kind's WORLD-feature loss) on the given audio, whose codes
+the frozen encoder gives. The speaker's log-F0 mean and standard deviation (for F0 mapping) come from the same
+audio. The result is a new model file that knows every old speaker, unchanged, plus the new one:
+
+    result = enroll("vqvae.pt", "alice", ["alice/"], "with_alice.pt", seed=0)
+    # then: vqaudio convert in.wav out.wav --target-speaker alice --model with_alice.pt
+
+Only the vocoder decoder kind enrols: the sample-level kind's loss needs the autoregressive decoder over every
+sample, hours of CPU for a voice (egs/vctk/RESULTS.md), so it is refused with one line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqaudio.errors import AudioError, VQAudioError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+MIN_SECONDS = 3.0  # of active speech
+ACTIVE_DB = 40.0  # 20 ms frames within this many dB of the loudest count as speech
+
+
+@dataclass
+class EnrollResult:
+    """What `enroll` did."""
+
+    name: str
+    files: list[str]
+    seconds: float  # active speech used, seconds
+    steps: int
+    final_loss: float  # mean decoder loss over the last 10% of steps
+    model_path: Path
+    identity: str
+    losses: list[float] = field(default_factory=list)
+
+
+def audio_files(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files and the audio files (.wav .flac .ogg) of folders, in order; refuses a missing path or an empty folder."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise VQAudioError(f"{p}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise AudioError(f"{p}: no such file")
+    if not out:
+        raise VQAudioError("no audio given to enrol from")
+    return out
+
+
+def active_seconds(wav: np.ndarray, sample_rate: int) -> float:
+    """Seconds of `wav` in 20 ms frames within ACTIVE_DB of its loudest frame (0 for digital silence)."""
+    frame = int(0.02 * sample_rate)
+    n = len(wav) // frame
+    if n == 0:
+        return 0.0
+    power = np.square(wav[: n * frame].reshape(n, frame), dtype=np.float64).mean(axis=1)
+    if power.max() <= 0:
+        return 0.0
+    return float((power >= power.max() * 10 ** (-ACTIVE_DB / 10)).sum() * frame / sample_rate)
+
+
+def _check_model(loaded, name: str, replace: bool) -> None:
+    if loaded.model.kind != "vocoder":
+        raise VQAudioError(f"enrolment needs a vocoder-kind model (model.decoder.kind: vocoder, e.g. the mini "
+                           f"preset); this model's decoder is the {loaded.model.kind} kind")
+    if not name or any(c.isspace() for c in name):
+        raise VQAudioError(f"speaker name {name!r}: give a non-empty name without spaces")
+    if name in loaded.speakers and not replace:
+        raise VQAudioError(f"speaker '{name}' is already in this model; pass --replace to enrol it again")
+
+
+def _windows(codes: list[np.ndarray], feats: list[np.ndarray], per_code: int, length: int, count: int,
+             rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` random windows of `length` codes (and their frames): codes [count, length], feats [count, M, F]."""
+    lengths = np.array([len(c) for c in codes], np.float64)
+    picks = rng.choice(len(codes), size=count, p=lengths / lengths.sum())
+    c_out = np.zeros((count, length), np.int64)
+    f_out = np.zeros((count, length * per_code, feats[0].shape[1]), np.float32)
+    for i, u in enumerate(picks):
+        n = len(codes[u])
+        start = int(rng.integers(0, n - length + 1)) if n > length else 0
+        take = min(length, n)
+        c_out[i, :take] = codes[u][start:start + take]
+        c_out[i, take:] = codes[u][-1]
+        f = feats[u][start * per_code:(start + take) * per_code]
+        f_out[i, :len(f)] = f
+        f_out[i, len(f):] = f[-1]
+    return torch.from_numpy(c_out), torch.from_numpy(f_out)
+
+
+def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int, steps: int, lr: float,
+               seed: int, on_step: Callable[[int, float], None] | None) -> list[float]:
+    """Fit speaker-embedding row `row` by the decoder loss on the enrolment windows; every other weight frozen."""
+    decoder = model.decoder
+    embed = decoder.wavenet.speaker_embed.weight
+    for p in model.parameters():
+        p.requires_grad_(False)
+    embed.requires_grad_(True)
+    frozen = embed.detach().clone()
+    opt = torch.optim.Adam([embed], lr=lr)
+    rng = np.random.default_rng(seed)
+    length = max(8, min(min(len(c) for c in codes), 128))
+    losses = []
+    for step in range(steps):
+        c, f = _windows(codes, feats, decoder.frames_per_code, length, 8, rng)
+        speaker = torch.full((len(c),), row, dtype=torch.long)
+        loss, _ = decoder.loss(decoder(model.codes_to_latent(c), speaker), f)
+        opt.zero_grad()
+        loss.backward()
+        keep = torch.ones(embed.shape[0], 1, dtype=torch.bool)
+        keep[row] = False
+        embed.grad.masked_fill_(keep, 0.0)  # only the new row learns
+        opt.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+    with torch.no_grad():  # the other rows exactly as they were
+        others = torch.arange(embed.shape[0]) != row
+        embed[others] = frozen[others]
+    embed.requires_grad_(False)
+    return losses
+
+
+def _with_row(loaded, name: str) -> int:
+    """The speaker index `name` will have, growing the speaker embedding and F0 statistics by a row if new."""
+    decoder = loaded.model.decoder
+    if name in loaded.speakers:
+        return loaded.speakers.index(name)
+    wn = decoder.wavenet
+    old = wn.speaker_embed.weight.data
+    grown = torch.nn.Embedding(old.shape[0] + 1, old.shape[1])
+    with torch.no_grad():
+        grown.weight[:-1] = old
+        grown.weight[-1] = old.mean(dim=0)  # start from the average voice
+    wn.speaker_embed, wn.n_speakers = grown, old.shape[0] + 1
+    decoder.speaker_lf0 = torch.cat([decoder.speaker_lf0, decoder.speaker_lf0.mean(dim=0, keepdim=True)])
+    loaded.speakers.append(name)
+    return len(loaded.speakers) - 1
+
+
+def enroll(model_path: str | os.PathLike | None, name: str, audio: list[str | os.PathLike],
+           out_path: str | os.PathLike, steps: int = 300, lr: float = 0.02, seed: int = 0, replace: bool = False,
+           on_step: Callable[[int, float], None] | None = None) -> EnrollResult:
+    """Enrol voice `name` from `audio` (files or folders) into the model at `model_path`; write `out_path`.
+
+    Refuses (VQAudioError, one line): a model of the wavenet kind, a name already in the model (unless
+    `replace`), unreadable or non-audio inputs (named), less than MIN_SECONDS of active speech. Deterministic for
+    a given seed. The new file records the enrolment in its `extra["enrolled"][name]`.
+    """
+    from vqaudio.audio import load_audio
+    from vqaudio.codec import encode, load_codec
+    from vqaudio.data.world import WorldSettings, analyze
+    from vqaudio.fileio import refuse_same_path
+    from vqaudio.models.io import save_model
+
+    torch.manual_seed(seed)
+    loaded = load_codec(model_path, device="cpu")
+    _check_model(loaded, name, replace)
+    files = audio_files(audio)
+    if model_path is not None:
+        refuse_same_path([Path(model_path), *files], Path(out_path))
+    wavs = [load_audio(f, loaded.sample_rate, min_samples=loaded.hop_length) for f in files]
+    seconds = sum(active_seconds(w, loaded.sample_rate) for w in wavs)
+    if seconds < MIN_SECONDS:
+        raise VQAudioError(f"only {seconds:.1f} s of usable speech in {len(files)} file(s); enrolment needs at least "
+                           f"{MIN_SECONDS:g} s")
+    settings = WorldSettings.from_config(loaded.config)
+    hop = loaded.hop_length
+    wavs = [w[: max(hop, len(w) // hop * hop)] for w in wavs]
+    codes = [encode(loaded, w) for w in wavs]
+    feats = [analyze(w, settings)[: len(c) * loaded.model.decoder.frames_per_code] for w, c in zip(wavs, codes,
+                                                                                                  strict=True)]
+    row = _with_row(loaded, name)
+    model = loaded.model.eval()
+    losses = _learn_row(model, codes, feats, row, steps, lr, seed, on_step)
+    voiced = np.concatenate([f[f[:, settings.vuv_index] >= 0.5, settings.lf0_index] for f in feats])
+    if len(voiced) > 1:
+        model.decoder.speaker_lf0[row] = torch.tensor([voiced.mean(), max(voiced.std(), 1e-3)])
+    tail = losses[-max(1, steps // 10):]
+    record = {"files": [str(f) for f in files], "seconds": round(seconds, 2), "steps": steps, "lr": lr,
+              "seed": seed, "final_loss": float(np.mean(tail))}
+    extra = dict(loaded.extra)
+    extra["enrolled"] = {**dict(extra.get("enrolled") or {}), name: record}
+    info = {**loaded.speaker_info, name: f"enrolled from {len(files)} file(s), {seconds:.0f} s of speech"}
+    identity = save_model(out_path, model, loaded.config, loaded.speakers, info, extra)
+    return EnrollResult(name, record["files"], seconds, steps, record["final_loss"], Path(out_path), identity, losses)

@@ -1,0 +1,96 @@
+"""The frame-level decoder: the one WaveNet, non-causal at the vocoder's frame rate, predicting WORLD features.
+
+Codes (at the code rate) and a speaker go in; per frame of `frame_samples` samples come out the normalised
+WORLD parameters of `vqaudio.data.world` (coded spectral envelope, coded aperiodicity, log-F0, voicing logit).
+The normalisation statistics of the training features and each training speaker's log-F0 mean and standard
+deviation are buffers, so they travel in the model file with the weights:
+
+- `feature_mean`, `feature_std` [F]: per-dimension statistics over the training frames (log-F0 over voiced
+  frames only; the voicing flag is not normalised: the network predicts its logit);
+- `speaker_lf0` [S, 2]: per speaker, mean and standard deviation of log-F0 over voiced frames (F0 mapping).
+
+Loss (on normalised targets): L1 on the spectral and aperiodicity coefficients, L1 on log-F0 over voiced frames,
+binary cross-entropy on voicing; their sum is the reconstruction loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vqaudio.data.world import WorldSettings
+from vqaudio.models.wavenet import WaveNet
+
+
+class VocoderDecoder(nn.Module):
+    """Non-causal frame-level WaveNet -> WORLD features, with the feature statistics as buffers."""
+
+    kind = "vocoder"
+
+    def __init__(self, wavenet: WaveNet, settings: WorldSettings, n_speakers: int):
+        super().__init__()
+        if wavenet.causal or wavenet.classes != settings.dims:
+            raise ValueError(f"the vocoder decoder needs a non-causal WaveNet with {settings.dims} outputs")
+        self.wavenet, self.settings = wavenet, settings
+        self.frames_per_code = wavenet.upsample
+        self.register_buffer("feature_mean", torch.zeros(settings.dims))
+        self.register_buffer("feature_std", torch.ones(settings.dims))
+        lf0 = torch.tensor([[np.log(120.0), 0.2]], dtype=torch.float32)  # placeholder until set_statistics
+        self.register_buffer("speaker_lf0", lf0.repeat(max(n_speakers, 1), 1))
+
+    def forward(self, z_q: Tensor, speaker: Tensor | None) -> Tensor:
+        """Code vectors [B, D, N] and speaker ids [B] -> normalised predictions [B, F, N * frames_per_code]
+        (the last channel is the voicing logit)."""
+        return self.wavenet.forward_frames(z_q, speaker)
+
+    def denormalize(self, pred: Tensor) -> Tensor:
+        """Normalised predictions [B, F, M] -> WORLD features [B, M, F] (voicing as a probability)."""
+        feats = pred * self.feature_std[:, None] + self.feature_mean[:, None]
+        v = self.settings.vuv_index
+        feats = torch.cat([feats[:, :v], torch.sigmoid(pred[:, v:v + 1])], dim=1)
+        return feats.transpose(1, 2)
+
+    def normalize(self, feats: Tensor) -> Tensor:
+        """WORLD features [B, M, F] -> normalised targets [B, F, M] (voicing left as 0/1)."""
+        x = feats.transpose(1, 2)
+        v = self.settings.vuv_index
+        norm = (x - self.feature_mean[:, None]) / self.feature_std[:, None]
+        return torch.cat([norm[:, :v], x[:, v:v + 1]], dim=1)
+
+    def loss(self, pred: Tensor, feats: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """pred [B, F, M] (from `forward`), target WORLD features [B, M, F] -> (reconstruction loss, its parts)."""
+        s = self.settings
+        target = self.normalize(feats.to(pred.dtype))
+        pred = pred.float()
+        target = target.float()
+        sp, lf0, v = s.spectral_dims, s.lf0_index, s.vuv_index
+        voiced = target[:, v]
+        parts = {
+            "spectral_l1": F.l1_loss(pred[:, :sp], target[:, :sp]),
+            "aperiodicity_l1": F.l1_loss(pred[:, sp:lf0], target[:, sp:lf0]),
+            "lf0_l1": ((pred[:, lf0] - target[:, lf0]).abs() * voiced).sum() / voiced.sum().clamp_min(1.0),
+            "vuv_bce": F.binary_cross_entropy_with_logits(pred[:, v], voiced),
+        }
+        return sum(parts.values()), parts
+
+    @torch.no_grad()
+    def set_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray) -> None:
+        """Fit the buffers to training features float [sum M_u, F] with `frames` [U] per utterance and each
+        utterance's speaker index `speaker_of_utt` [U]."""
+        s = self.settings
+        feats = np.asarray(feats, np.float64)
+        voiced = feats[:, s.vuv_index] >= 0.5
+        mean, std = feats.mean(axis=0), feats.std(axis=0)
+        if voiced.any():
+            mean[s.lf0_index], std[s.lf0_index] = feats[voiced, s.lf0_index].mean(), feats[voiced, s.lf0_index].std()
+        mean[s.vuv_index], std[s.vuv_index] = 0.0, 1.0
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.feature_std.copy_(torch.as_tensor(np.maximum(std, 1e-3), dtype=torch.float32))
+        frame_speaker = np.repeat(np.asarray(speaker_of_utt), np.asarray(frames))
+        for spk in range(self.speaker_lf0.shape[0]):
+            sel = voiced & (frame_speaker == spk)
+            if sel.sum() > 1:
+                lf0 = feats[sel, s.lf0_index]
+                self.speaker_lf0[spk] = torch.tensor([lf0.mean(), max(lf0.std(), 1e-3)])
