@@ -122,6 +122,8 @@ def test_refusals(setup, enrolled, tmp_path) -> None:
     save_model(tmp_path / "wn.pt", build_vqvae(cfg.model, 2).eval(), cfg.model, ["p225", "p226"])
     refused(["enroll", "x", voice, "--model", tmp_path / "wn.pt", "--out", tmp_path / "b.pt"], "vocoder-kind",
             "wavenet kind")
+    refused(["enroll", "x", voice, "--model", model, "--out", model], "same")
+    refused(["enroll", "x", voice, "--model", model, "--out", tmp_path / "b.pt", "--steps", "0"], "steps must be >= 1")
     assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b.pt").exists()
     with pytest.raises(VQAudioError, match="already"):
         enroll(enrolled["path"], "new1", [voice], tmp_path / "c.pt", steps=2)

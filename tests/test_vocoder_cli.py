@@ -121,6 +121,10 @@ def test_codes_of_another_kind_are_refused(trained, tmp_path) -> None:
 
 def test_conversion_refusals(trained, tmp_path) -> None:
     root, model = trained["root"], trained["model"]
+    cfg = load_config("quick", ["model.decoder.kind=wavenet", "model.decoder.kernel_size=2"])
+    save_model(tmp_path / "wn.pt", build_vqvae(cfg.model, 2).eval(), cfg.model, ["p225", "p226"])
+    assert_refused(run("convert", root / "in.wav", tmp_path / "o.wav", "--target-speaker", "p225", "--model",
+                       tmp_path / "wn.pt", "--f0", "mapped"), "--f0 applies to vocoder-kind models")
     assert_refused(run("convert", root / "in.wav", tmp_path / "o.wav", "--target-speaker", "p999", "--model", model,
                        "--f0", "mapped"), "unknown speaker 'p999'", "p225")
     assert_refused(run("convert", root / "in.wav", tmp_path / "o.wav", "--target-speaker", "p225", "--model", model,

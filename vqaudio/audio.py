@@ -84,18 +84,23 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
         sf.write(str(tmp), wav, sample_rate, format=fmt, subtype=subtype)
 
 
+def frame_power(wav: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE, seconds: float = 0.02) -> np.ndarray:
+    """Mean power of each whole frame of `seconds` (20 ms) of `wav` [T], float64 [T // frame] (one frame of all of
+    `wav` when it is shorter; [0.0] when empty)."""
+    frame = max(1, int(seconds * sample_rate))
+    n = len(wav) // frame
+    if n == 0:
+        return np.array([np.mean(np.square(wav, dtype=np.float64))]) if len(wav) else np.zeros(1)
+    return np.square(wav[: n * frame].reshape(n, frame), dtype=np.float64).mean(axis=1)
+
+
 def speech_level_db(wav: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE) -> float:
     """Speech level in dBFS: the mean power of the loudest half of the 20 ms frames of `wav` [T].
 
     The loudest half, so pauses and leading silence do not lower it (a crude active-speech level); -inf for
     digital silence.
     """
-    frame = max(1, int(0.02 * sample_rate))
-    n = len(wav) // frame
-    if n == 0:
-        power = np.array([np.mean(np.square(wav, dtype=np.float64))]) if len(wav) else np.zeros(1)
-    else:
-        power = np.square(wav[: n * frame].reshape(n, frame), dtype=np.float64).mean(axis=1)
+    power = frame_power(wav, sample_rate)
     loud = np.sort(power)[len(power) // 2:]
     mean = float(loud.mean())
     return 10.0 * math.log10(mean) if mean > 0 else -math.inf

@@ -246,6 +246,8 @@ def convert(loaded, wavs: list[np.ndarray], target_speaker: str, temperature: fl
     Vocoder-kind models take F0 as `f0_mode` says (default: the model's; see `vqaudio.vocode`).
     """
     index = speaker_index(loaded, target_speaker)
+    if f0_mode is not None and loaded.model.kind != "vocoder":
+        raise VQAudioError(f"--f0 applies to vocoder-kind models; this model's decoder is the {loaded.model.kind} kind")
     codes = [encode(loaded, w) for w in wavs]
     outs = synthesize(loaded, codes, [index] * len(codes), temperature, seed, method, on_progress=on_progress,
                       sources=wavs, f0_mode=f0_mode)
@@ -316,7 +318,8 @@ def check_codes_origin(path: str | os.PathLike, loaded) -> None:
         return
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
-        made = {k: meta[k] for k in ("decoder_kind", "code_rate", "codebook_size")}
+        made = {"decoder_kind": str(meta["decoder_kind"]), "code_rate": float(meta["code_rate"]),
+                "codebook_size": int(meta["codebook_size"])}
     except (ValueError, KeyError, TypeError, OSError):
         raise CodesError(f"{side}: not a vqaudio codes description (JSON with decoder_kind, code_rate, "
                          "codebook_size); remove it to decode the codes anyway") from None

@@ -18,13 +18,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vqaudio.errors import AudioError, VQAudioError
+from vqaudio.models.vocoder import lf0_statistics
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 MIN_SECONDS = 3.0  # of active speech
 ACTIVE_DB = 40.0  # 20 ms frames within this many dB of the loudest count as speech
 
@@ -44,7 +45,10 @@ class EnrollResult:
 
 
 def audio_files(paths: list[str | os.PathLike]) -> list[Path]:
-    """Files and the audio files (.wav .flac .ogg) of folders, in order; refuses a missing path or an empty folder."""
+    """Files and the audio files (.wav .flac .ogg, searched recursively) of folders, in order; refuses a missing
+    path or an empty folder."""
+    from vqaudio.codec import AUDIO_SUFFIXES
+
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -63,14 +67,14 @@ def audio_files(paths: list[str | os.PathLike]) -> list[Path]:
 
 def active_seconds(wav: np.ndarray, sample_rate: int) -> float:
     """Seconds of `wav` in 20 ms frames within ACTIVE_DB of its loudest frame (0 for digital silence)."""
-    frame = int(0.02 * sample_rate)
-    n = len(wav) // frame
-    if n == 0:
+    from vqaudio.audio import frame_power
+
+    if len(wav) < int(0.02 * sample_rate):
         return 0.0
-    power = np.square(wav[: n * frame].reshape(n, frame), dtype=np.float64).mean(axis=1)
+    power = frame_power(wav, sample_rate)
     if power.max() <= 0:
         return 0.0
-    return float((power >= power.max() * 10 ** (-ACTIVE_DB / 10)).sum() * frame / sample_rate)
+    return float((power >= power.max() * 10 ** (-ACTIVE_DB / 10)).sum() * int(0.02 * sample_rate) / sample_rate)
 
 
 def _check_model(loaded, name: str, replace: bool) -> None:
@@ -152,49 +156,68 @@ def _with_row(loaded, name: str) -> int:
     return len(loaded.speakers) - 1
 
 
-def enroll(model_path: str | os.PathLike | None, name: str, audio: list[str | os.PathLike],
-           out_path: str | os.PathLike, steps: int = 300, lr: float = 0.02, seed: int = 0, replace: bool = False,
-           on_step: Callable[[int, float], None] | None = None) -> EnrollResult:
-    """Enrol voice `name` from `audio` (files or folders) into the model at `model_path`; write `out_path`.
+def enroll_voice(loaded, name: str, audio: list[str | os.PathLike], steps: int = 300, lr: float = 0.02,
+                 seed: int = 0, replace: bool = False, on_step: Callable[[int, float], None] | None = None
+                 ) -> dict[str, Any]:
+    """Enrol voice `name` from `audio` (files or folders) into the loaded model `loaded`, in place; returns the
+    enrolment record (files, seconds, steps, lr, seed, final_loss, losses), also kept in `loaded.extra`.
 
     Refuses (VQAudioError, one line): a model of the wavenet kind, a name already in the model (unless
-    `replace`), unreadable or non-audio inputs (named), less than MIN_SECONDS of active speech. Deterministic for
-    a given seed. The new file records the enrolment in its `extra["enrolled"][name]`.
+    `replace`), unreadable or non-audio inputs (named), less than MIN_SECONDS of active speech, steps < 1.
+    Deterministic for a given seed.
     """
     from vqaudio.audio import load_audio
-    from vqaudio.codec import encode, load_codec
+    from vqaudio.codec import encode
     from vqaudio.data.world import WorldSettings, analyze
-    from vqaudio.fileio import refuse_same_path
-    from vqaudio.models.io import save_model
 
-    torch.manual_seed(seed)
-    loaded = load_codec(model_path, device="cpu")
     _check_model(loaded, name, replace)
+    if steps < 1:
+        raise VQAudioError(f"enrolment steps must be >= 1, got {steps}")
+    torch.manual_seed(seed)
     files = audio_files(audio)
-    if model_path is not None:
-        refuse_same_path([Path(model_path), *files], Path(out_path))
     wavs = [load_audio(f, loaded.sample_rate, min_samples=loaded.hop_length) for f in files]
     seconds = sum(active_seconds(w, loaded.sample_rate) for w in wavs)
     if seconds < MIN_SECONDS:
         raise VQAudioError(f"only {seconds:.1f} s of usable speech in {len(files)} file(s); enrolment needs at least "
                            f"{MIN_SECONDS:g} s")
     settings = WorldSettings.from_config(loaded.config)
-    hop = loaded.hop_length
+    hop, per_code = loaded.hop_length, loaded.model.decoder.frames_per_code
     wavs = [w[: max(hop, len(w) // hop * hop)] for w in wavs]
     codes = [encode(loaded, w) for w in wavs]
-    feats = [analyze(w, settings)[: len(c) * loaded.model.decoder.frames_per_code] for w, c in zip(wavs, codes,
-                                                                                                  strict=True)]
+    feats = [analyze(w, settings)[: len(c) * per_code] for w, c in zip(wavs, codes, strict=True)]
     row = _with_row(loaded, name)
     model = loaded.model.eval()
     losses = _learn_row(model, codes, feats, row, steps, lr, seed, on_step)
-    voiced = np.concatenate([f[f[:, settings.vuv_index] >= 0.5, settings.lf0_index] for f in feats])
-    if len(voiced) > 1:
-        model.decoder.speaker_lf0[row] = torch.tensor([voiced.mean(), max(voiced.std(), 1e-3)])
-    tail = losses[-max(1, steps // 10):]
+    stats = lf0_statistics(np.concatenate(feats), settings)
+    if stats is not None:
+        model.decoder.speaker_lf0[row] = torch.tensor(stats)
     record = {"files": [str(f) for f in files], "seconds": round(seconds, 2), "steps": steps, "lr": lr,
-              "seed": seed, "final_loss": float(np.mean(tail))}
-    extra = dict(loaded.extra)
-    extra["enrolled"] = {**dict(extra.get("enrolled") or {}), name: record}
-    info = {**loaded.speaker_info, name: f"enrolled from {len(files)} file(s), {seconds:.0f} s of speech"}
-    identity = save_model(out_path, model, loaded.config, loaded.speakers, info, extra)
-    return EnrollResult(name, record["files"], seconds, steps, record["final_loss"], Path(out_path), identity, losses)
+              "seed": seed, "final_loss": float(np.mean(losses[-max(1, steps // 10):]))}
+    loaded.extra["enrolled"] = {**dict(loaded.extra.get("enrolled") or {}), name: record}
+    loaded.speaker_info[name] = f"enrolled from {len(files)} file(s), {seconds:.0f} s of speech"
+    return {**record, "losses": losses}
+
+
+def save_enrolled(loaded, out_path: str | os.PathLike) -> str:
+    """Write the loaded (enrolled) model to `out_path` atomically; returns its identity."""
+    from vqaudio.models.io import save_model
+
+    return save_model(out_path, loaded.model, loaded.config, loaded.speakers, loaded.speaker_info, loaded.extra)
+
+
+def enroll(model_path: str | os.PathLike | None, name: str, audio: list[str | os.PathLike],
+           out_path: str | os.PathLike, steps: int = 300, lr: float = 0.02, seed: int = 0, replace: bool = False,
+           on_step: Callable[[int, float], None] | None = None) -> EnrollResult:
+    """`vqaudio enroll`: enrol voice `name` from `audio` into the model at `model_path` (default: the codec's default
+    model) and write the result to `out_path` (refused when it is the model or one of the inputs). See
+    `enroll_voice` for what is refused; the new file records the enrolment in `extra["enrolled"][name]`."""
+    from vqaudio.codec import default_model_path, load_codec
+    from vqaudio.fileio import refuse_same_path
+
+    source = Path(model_path) if model_path is not None else default_model_path()
+    refuse_same_path([source, *[Path(a) for a in audio]], Path(out_path))
+    loaded = load_codec(source, device="cpu")
+    record = enroll_voice(loaded, name, audio, steps, lr, seed, replace, on_step)
+    identity = save_enrolled(loaded, out_path)
+    return EnrollResult(name, record["files"], record["seconds"], steps, record["final_loss"], Path(out_path),
+                        identity, record["losses"])

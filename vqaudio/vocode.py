@@ -18,10 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from vqaudio.data.world import WorldSettings, estimate_f0, synthesize
+from vqaudio.data.world import F0_MODES, WorldSettings, estimate_f0, interpolated_log_f0, synthesize
 from vqaudio.errors import VQAudioError
-
-F0_MODES = ("predicted", "mapped")
 
 
 def decode_features(loaded, codes: list[np.ndarray], speakers: list[int], max_frames: int = 200_000
@@ -30,7 +28,7 @@ def decode_features(loaded, codes: list[np.ndarray], speakers: list[int], max_fr
 
     Each sequence is extended by the decoder's reach with its first and last code on either side (what a
     neighbouring frame of the same utterance most likely held), so its output does not depend on what else is
-    in the batch: decoded together or alone, the features are the same.
+    in the batch: decoded together or alone, the features agree to float rounding (batched matrix products).
     """
     model = loaded.model
     device = next(model.parameters()).device
@@ -69,9 +67,7 @@ def map_f0(feats: np.ndarray, source: np.ndarray, settings: WorldSettings, targe
     lf0 = np.log(f0[voiced])
     mean, std = target_lf0
     out = feats.copy()
-    idx = np.arange(m)
-    mapped = (lf0 - lf0.mean()) / max(lf0.std(), 1e-3) * std + mean
-    out[:, settings.lf0_index] = np.interp(idx, idx[voiced], mapped)
+    out[:, settings.lf0_index] = (interpolated_log_f0(f0) - lf0.mean()) / max(lf0.std(), 1e-3) * std + mean
     out[:, settings.vuv_index] = voiced.astype(np.float32)
     return out
 
@@ -81,8 +77,8 @@ def synthesize_codes(loaded, codes: list[np.ndarray], speakers: list[int], sourc
                      ) -> list[np.ndarray]:
     """Codes int [N_i] each, speaker indices -> waveforms float32 [N_i * hop] (WORLD synthesis).
 
-    `sources` (the waveforms the codes came from, cut to N_i * hop) enable `f0_mode` "mapped"; the default
-    mode is the model's `vocoder.f0_mode`. on_progress(utterances done, total).
+    `sources` (the waveforms the codes came from, [T_i] with T_i <= N_i * hop) enable `f0_mode` "mapped"; without
+    them F0 is the decoder's. The default mode is the model's `vocoder.f0_mode`. on_progress(utterances done, total).
     """
     decoder = loaded.model.decoder
     settings: WorldSettings = decoder.settings

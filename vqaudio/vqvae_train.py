@@ -1,7 +1,7 @@
 """Training the VQ-VAE with the one training loop (`vqaudio.train`): the VQ-VAE's task, and `train_vqvae`.
 
     result = train_vqvae("data/embedded", "exp/mini", load_config("mini"))
-    print(result.valid["nll"], result.model_path)
+    print(result.valid["recon"], result.model_path)   # "nll" (nats/sample) for the wavenet decoder kind
 
 Files in EXP_DIR: the training loop's `config.yaml`, `log.jsonl`, `checkpoints/`, the exported `model.pt`
 (a `vqaudio-vqvae` file, `vqaudio.models.io`) and `cache/` (the decoded training audio). For the vocoder decoder
@@ -83,16 +83,14 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
                           f"got {cfg.segment_samples}")
     splits = resolve_data_dir(data_dir)
     speakers = DataDir.load(splits.train).speakers
-    sr, kind = config.model.sample_rate, config.model.decoder.kind
-    world = WorldSettings.from_config(config.model) if kind == "vocoder" else None
-    if world is not None and cfg.segment_samples % world.frame_samples:
-        raise ConfigError(f"train.segment_samples must be a multiple of vocoder.frame_samples ({world.frame_samples})")
+    torch.manual_seed(cfg.seed)
+    model = build_vqvae(config.model, len(speakers))  # first: a bad config is refused before any data is read
+    sr = config.model.sample_rate
+    world = WorldSettings.from_config(config.model) if model.kind == "vocoder" else None
     train_data, valid_data = (
         SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache,
                                      config.model.input_level_db, world)
         if split is not None else None for split in (splits.train, splits.dev))
-    torch.manual_seed(cfg.seed)
-    model = build_vqvae(config.model, len(speakers))
     if world is not None:  # normalisation and per-speaker log-F0 statistics of the training features
         feats = train_data.features
         model.decoder.set_statistics(feats.values, feats.frames, train_data.speaker_index)

@@ -73,11 +73,11 @@ def test_split_cache_is_reused_and_invalidated(tmp_path: Path, tiny_corpus: Path
     assert len(first) == 2  # features and frame counts
     again, _ = split_features(paths, s, cache, "train", workers=1, show_progress=False)
     assert isinstance(again, np.memmap) and np.array_equal(again, feats)  # read back, not analysed again
-    # another setting: a new cache replaces the old one
+    # other settings: a cache of their own beside this one (experiments sharing a data dir keep theirs)
     split_features(paths, WorldSettings(f0_method="dio", spectral_dims=20), cache, "train", workers=1,
                    show_progress=False)
-    assert sorted(p.name for p in cache.iterdir()) != first and len(list(cache.iterdir())) == 2
-    # a changed audio file: analysed afresh, its features change
+    assert set(first) < {p.name for p in cache.iterdir()} and len(list(cache.iterdir())) == 4
+    # a changed audio file: analysed afresh, its features change, and the stale cache of these settings goes
     wav, _ = sf.read(paths[0], dtype="float32")
     sf.write(paths[0], wav[::-1].copy(), SR)
     t = time.time() + 5
@@ -85,3 +85,5 @@ def test_split_cache_is_reused_and_invalidated(tmp_path: Path, tiny_corpus: Path
     changed, _ = split_features(paths, s, cache, "train", workers=1, show_progress=False)
     assert changed.shape[1] == feats.shape[1] and not np.array_equal(changed[:frames[0]], feats[:frames[0]])
     assert np.array_equal(changed[frames[0]:], feats[frames[0]:])
+    names = {p.name for p in cache.iterdir()}
+    assert len(names) == 4 and not set(first) & names

@@ -127,3 +127,6 @@ def test_evaluate_enrollment_enrols_unseen_speakers_and_scores(data_root, model_
     enrolled = load_model(out / "enrolled.pt")
     assert enrolled.speakers[-len(unseen):] == unseen and set(enrolled.extra["enrolled"]) == set(unseen)
     assert "identified as the enrolled voice" in (out / "results.md").read_text()
+    bad = runner.invoke(app, ["evaluate-enrollment", str(data_root), "--model", str(model_path), "--out",
+                              str(tmp_path / "bad"), "--n-enroll", "0"])
+    assert bad.exit_code == 1 and "--n-enroll must be >= 1" in bad.stderr and "Traceback" not in bad.output

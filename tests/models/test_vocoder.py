@@ -94,7 +94,12 @@ def test_statistics_normalise_targets() -> None:
     feats[:, s.vuv_index] = rng.random(500) > 0.3
     feats[:300, s.lf0_index] = np.log(200.0) + 0.1 * rng.standard_normal(300)  # speaker 0 high
     feats[300:, s.lf0_index] = np.log(100.0) + 0.1 * rng.standard_normal(200)  # speaker 1 low
+    dec.set_statistics(feats, np.array([300, 200]), np.array([0, 1]), chunk=37)  # in chunks == at once
+    chunked = [getattr(dec, b).clone() for b in ("feature_mean", "feature_std", "speaker_lf0")]
     dec.set_statistics(feats, np.array([300, 200]), np.array([0, 1]))
+    for a, b in zip(chunked, [dec.feature_mean, dec.feature_std, dec.speaker_lf0], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert np.allclose(dec.feature_mean[:s.spectral_dims], feats[:, :s.spectral_dims].mean(0), atol=1e-4)
     norm = dec.normalize(torch.from_numpy(feats)[None])[0].numpy()
     assert np.allclose(norm[:s.spectral_dims].mean(axis=1), 0, atol=1e-4)
     assert np.allclose(norm[:s.spectral_dims].std(axis=1), 1, atol=1e-3)
@@ -123,6 +128,12 @@ def test_model_file_round_trip_keeps_kind_and_statistics(tmp_path) -> None:
     codes = torch.randint(0, 32, (1, 20))
     assert torch.equal(loaded.model.decode_features(codes, torch.tensor([1])),
                        model.decode_features(codes, torch.tensor([1])))
+    save_model(tmp_path / "half.pt", model, cfg, ["a", "b"], half=True)  # fp16 weights, fp32 statistics
+    half = load_model(tmp_path / "half.pt")
+    for name in ("feature_mean", "feature_std", "speaker_lf0"):
+        assert torch.equal(getattr(half.model.decoder, name), getattr(model.decoder, name))
+    with pytest.raises(ConfigError, match="f0_mode"):
+        build_vqvae(load_config("quick", ["model.vocoder.f0_mode=guess"]).model, 2)
 
 
 def test_wavenet_kind_is_unchanged_by_the_option() -> None:

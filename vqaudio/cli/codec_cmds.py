@@ -126,8 +126,6 @@ def enroll_cmd(
     """Enrol a new target voice from a few recordings: learns its speaker embedding, everything else frozen."""
     from vqaudio.enroll import enroll
 
-    if steps < 1:
-        raise VQAudioError(f"--steps must be >= 1, got {steps}")
     with _progress_bar(f"enrol {name}") as on_progress:
         result = enroll(model, name, audio, out, steps=steps, seed=seed, replace=replace,
                         on_step=lambda step, loss: on_progress(step, steps))

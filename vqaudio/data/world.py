@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vqaudio.errors import ConfigError
+from vqaudio.errors import ConfigError, DataError
 from vqaudio.fileio import atomic_path
 from vqaudio.progress import progress
 
 FEATURES_VERSION = 1  # part of the cache key: bump when `analyze` changes what it computes
 F0_METHODS = ("harvest", "dio")
+F0_MODES = ("predicted", "mapped")  # F0 in conversion (vqaudio.vocode): the decoder's, or the source's mapped
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,14 @@ class WorldSettings:
         return self.lf0_index + 1
 
     def key(self) -> str:
-        """Short hash of the settings and the analysis version."""
-        text = json.dumps({**asdict(self), "version": FEATURES_VERSION}, sort_keys=True)
+        """Short hash of the settings, the analysis version and WORLD's (pyworld's) version."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            world = version("pyworld-prebuilt")
+        except PackageNotFoundError:
+            world = "unknown"
+        text = json.dumps({**asdict(self), "version": FEATURES_VERSION, "pyworld": world}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -178,24 +187,26 @@ def _analyze_file(job: tuple[str, WorldSettings]) -> np.ndarray:
 
 
 def cache_key(paths: list[str], s: WorldSettings) -> str:
-    """Hash of the files (paths, sizes, modification times) and the analysis settings."""
-    h = hashlib.sha256(s.key().encode())
+    """`<settings key>-<files key>`: hashes of the analysis settings and of the files (paths, sizes, times)."""
+    h = hashlib.sha256()
     for p in paths:
         try:
             st = os.stat(p)
             h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         except OSError:
             h.update(f"{p}|missing\n".encode())
-    return h.hexdigest()[:16]
+    return f"{s.key()}-{h.hexdigest()[:16]}"
 
 
 def split_features(paths: list[str], s: WorldSettings, cache_dir: Path | None, name: str = "features",
                    workers: int | None = None, show_progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features of audio files `paths`, end to end: (float32 [sum N_i, dims], frames per file int64 [U]).
 
-    With `cache_dir`, read from / written to `cache_dir/world-<name>-<key>.npy` (the key: the files and the
-    settings, so a changed file or setting is analysed afresh; stale caches of `name` are removed). The
-    analysis runs in `workers` processes (default: all cores) with a progress bar.
+    With `cache_dir`, read from / written to `cache_dir/world-<name>-<key>.npy` (the key: the settings and the
+    files, so a changed file or setting is analysed afresh). A cache of the same settings for other files is
+    removed (the audio changed); caches of other settings stay, so experiments that share a data dir with different
+    analysis settings do not undo each other. The analysis runs in `workers` processes (default: the cores this
+    process may use) with a progress bar.
     """
     s.check()
     key = cache_key(paths, s)
@@ -205,15 +216,23 @@ def split_features(paths: list[str], s: WorldSettings, cache_dir: Path | None, n
         frames_path = cache_dir / f"world-{name}-{key}.frames.npy"
         if feats_path.exists() and frames_path.exists():
             return np.load(feats_path, mmap_mode="r"), np.load(frames_path)
-    workers = workers or os.cpu_count() or 1
+    if not workers:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     out: list[np.ndarray] = []
     with progress(transient=True, disable=None if show_progress is None else not show_progress) as bar:
         task = bar.add_task(f"WORLD analysis of {name}", total=len(paths), info="")
         if workers > 1 and len(paths) > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for f in pool.map(_analyze_file, [(p, s) for p in paths], chunksize=4):
-                    out.append(f)
-                    bar.advance(task)
+            # forkserver: no fork of a process that may hold threads (torch, a thread pool) and their locks
+            context = multiprocessing.get_context("forkserver")
+            try:
+                with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                    for f in pool.map(_analyze_file, [(p, s) for p in paths], chunksize=4):
+                        out.append(f)
+                        bar.advance(task)
+            except BrokenProcessPool:
+                raise DataError(f"WORLD analysis of {name}: a worker process died (out of memory, or WORLD "
+                                f"crashed on a file near #{len(out) + 1}: {paths[min(len(out), len(paths) - 1)]})") \
+                    from None
         else:
             for p in paths:
                 out.append(_analyze_file((p, s)))
@@ -222,7 +241,7 @@ def split_features(paths: list[str], s: WorldSettings, cache_dir: Path | None, n
     feats = np.concatenate(out) if out else np.zeros((0, s.dims), np.float32)
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        for old in cache_dir.glob(f"world-{name}-*.npy"):
+        for old in cache_dir.glob(f"world-{name}-{s.key()}-*.npy"):  # these settings, older audio
             if not old.name.startswith(f"world-{name}-{key}."):
                 old.unlink(missing_ok=True)
         with atomic_path(feats_path) as tmp:
@@ -237,7 +256,6 @@ def analyze_data_dir(data_dir: str | os.PathLike, s: WorldSettings, splits: tupl
     """`vqaudio data features`: WORLD features of DATA_DIR's `splits` (those that exist) into each split's
     `world/` cache, the one training reads. Returns {split: (utterances, seconds of audio)}."""
     from vqaudio.data.kaldi import DataDir
-    from vqaudio.errors import DataError
 
     root = Path(data_dir)
     found = [sp for sp in splits if (root / sp / "wav.scp").exists()]

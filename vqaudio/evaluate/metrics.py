@@ -210,11 +210,10 @@ def raw_bitrate(sample_rate: int, hop_length: int, codebook_size: int) -> float:
 def mean_log_f0(wav: np.ndarray, sample_rate: int, f0_floor: float = 60.0, f0_ceil: float = 500.0) -> float:
     """Mean log F0 (natural log of Hz) over the voiced 5 ms frames of `wav` [T] (WORLD's DIO + StoneMask);
     NaN when fewer than 5 frames are voiced."""
-    import pyworld
+    from vqaudio.data.world import WorldSettings, estimate_f0
 
-    x = np.ascontiguousarray(wav, np.float64)
-    f0, t = pyworld.dio(x, sample_rate, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=5.0)
-    f0 = pyworld.stonemask(x, f0, t, sample_rate)
+    s = WorldSettings(sample_rate, int(round(0.005 * sample_rate)), "dio", f0_floor, f0_ceil)
+    f0, _ = estimate_f0(np.ascontiguousarray(wav, np.float64), s)
     voiced = f0[f0 > 0]
     return float(np.mean(np.log(voiced))) if len(voiced) >= 5 else float("nan")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vqaudio.config import ModelConfig, WaveNetConfig, hop_length
-from vqaudio.data.world import WorldSettings
+from vqaudio.data.world import F0_MODES, WorldSettings
 from vqaudio.errors import ConfigError
 from vqaudio.models.adversary import SpeakerAdversary
 from vqaudio.models.encoder import Encoder
@@ -32,6 +32,9 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
         decoder = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers, upsample=hop)
     elif kind == "vocoder":
         settings = WorldSettings.from_config(cfg)
+        if cfg.vocoder.f0_mode not in F0_MODES:
+            raise ConfigError(f"model.vocoder.f0_mode must be one of {', '.join(F0_MODES)}, "
+                              f"got {cfg.vocoder.f0_mode!r}")
         if hop % settings.frame_samples:
             raise ConfigError(f"vocoder frame_samples ({settings.frame_samples}) must divide the encoder hop ({hop})")
         wavenet = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers,

@@ -31,6 +31,7 @@ from vqaudio.fileio import atomic_path
 FORMAT_VERSION = 1
 IDENTITY_CHARS = 16  # hex digits of sha256 kept as a model's identity (64 bits)
 _FP16_MAX = 65504.0
+_FP32_ALWAYS = ("decoder.feature_mean", "decoder.feature_std", "decoder.speaker_lf0")  # fp16 would round log-F0
 
 
 def _check_plain(obj: Any, where: str) -> None:
@@ -113,6 +114,7 @@ def _half(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for k, t in state_dict.items():
         fits = t.dtype == torch.float32 and (t.numel() == 0 or float(t.abs().max()) < _FP16_MAX)
+        fits = fits and not k.startswith(_FP32_ALWAYS)
         out[k] = t.half() if fits else t
     return out
 

@@ -62,9 +62,8 @@ class VocoderDecoder(nn.Module):
     def loss(self, pred: Tensor, feats: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """pred [B, F, M] (from `forward`), target WORLD features [B, M, F] -> (reconstruction loss, its parts)."""
         s = self.settings
-        target = self.normalize(feats.to(pred.dtype))
+        target = self.normalize(feats.float())  # fp32 targets: bf16 would round log-F0 by up to ~1.6% in F0
         pred = pred.float()
-        target = target.float()
         sp, lf0, v = s.spectral_dims, s.lf0_index, s.vuv_index
         voiced = target[:, v]
         parts = {
@@ -76,21 +75,42 @@ class VocoderDecoder(nn.Module):
         return sum(parts.values()), parts
 
     @torch.no_grad()
-    def set_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray) -> None:
-        """Fit the buffers to training features float [sum M_u, F] with `frames` [U] per utterance and each
-        utterance's speaker index `speaker_of_utt` [U]."""
-        s = self.settings
-        feats = np.asarray(feats, np.float64)
-        voiced = feats[:, s.vuv_index] >= 0.5
-        mean, std = feats.mean(axis=0), feats.std(axis=0)
-        if voiced.any():
-            mean[s.lf0_index], std[s.lf0_index] = feats[voiced, s.lf0_index].mean(), feats[voiced, s.lf0_index].std()
+    def set_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray,
+                       chunk: int = 1 << 18) -> None:
+        """Fit the buffers to training features float [sum M_u, F] (an array or a memmap, read `chunk` frames at a
+        time, so VCTK-sized caches need no float64 copy) with `frames` [U] per utterance and each utterance's
+        speaker index `speaker_of_utt` [U]."""
+        s, n_spk = self.settings, self.speaker_lf0.shape[0]
+        frame_speaker = np.repeat(np.asarray(speaker_of_utt), np.asarray(frames))
+        total = np.zeros((3, feats.shape[1]))  # frames, sum, sum of squares (all frames)
+        lf0 = np.zeros((3, n_spk))  # voiced frames, sum, sum of squares of log-F0, per speaker
+        for a in range(0, len(feats), chunk):
+            x = np.asarray(feats[a:a + chunk], np.float64)
+            total += [np.full(x.shape[1], len(x)), x.sum(axis=0), np.square(x).sum(axis=0)]
+            voiced = x[:, s.vuv_index] >= 0.5
+            spk, v = frame_speaker[a:a + chunk][voiced], x[voiced, s.lf0_index]
+            lf0 += [np.bincount(spk, minlength=n_spk), np.bincount(spk, v, n_spk), np.bincount(spk, v * v, n_spk)]
+        mean, std = _mean_std(*total)
+        if lf0[0].sum() > 1:
+            mean[s.lf0_index], std[s.lf0_index] = _mean_std(*lf0.sum(axis=1))
         mean[s.vuv_index], std[s.vuv_index] = 0.0, 1.0
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.feature_std.copy_(torch.as_tensor(np.maximum(std, 1e-3), dtype=torch.float32))
-        frame_speaker = np.repeat(np.asarray(speaker_of_utt), np.asarray(frames))
-        for spk in range(self.speaker_lf0.shape[0]):
-            sel = voiced & (frame_speaker == spk)
-            if sel.sum() > 1:
-                lf0 = feats[sel, s.lf0_index]
-                self.speaker_lf0[spk] = torch.tensor([lf0.mean(), max(lf0.std(), 1e-3)])
+        for k in range(n_spk):
+            if lf0[0, k] > 1:
+                m, sd = _mean_std(*lf0[:, k])
+                self.speaker_lf0[k] = torch.tensor([m, max(sd, 1e-3)])
+
+
+def _mean_std(count, total, squares):
+    """Mean and (population) standard deviation from a count, a sum and a sum of squares."""
+    mean = total / count
+    return mean, np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
+
+
+def lf0_statistics(feats: np.ndarray, settings: WorldSettings) -> list[float] | None:
+    """[mean, std] of log-F0 over the voiced frames of features [M, F] (None with fewer than 2 voiced frames)."""
+    lf0 = feats[feats[:, settings.vuv_index] >= 0.5, settings.lf0_index]
+    if len(lf0) < 2:
+        return None
+    return [float(lf0.mean()), max(float(lf0.std()), 1e-3)]

@@ -30,7 +30,8 @@ _SQRT_HALF = math.sqrt(0.5)
 
 
 class GatedLayer(nn.Module):
-    """One residual layer: `dilated` causal conv R -> G, gate tanh(a) * sigmoid(b), `res_skip` 1x1 G/2 -> R + S."""
+    """One residual layer: `dilated` conv R -> G (causal, or 'same' in the non-causal mode), gate
+    tanh(a) * sigmoid(b), `res_skip` 1x1 G/2 -> R + S."""
 
     def __init__(self, residual: int, gate: int, skip: int, kernel_size: int, dilation: int, causal: bool = True):
         super().__init__()
@@ -54,7 +55,8 @@ class GatedLayer(nn.Module):
 
 
 class WaveNet(nn.Module):
-    """Autoregressive categorical model over `classes` values with local and global conditioning.
+    """Autoregressive categorical model over `classes` values with local and global conditioning; in the
+    non-causal mode a frame-level regressor of `out_channels` values (`forward_frames`).
 
     Args:
         cfg: sizes (layers, stacks, kernel, channel widths, cond_channels, speaker_dim).
