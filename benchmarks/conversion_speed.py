@@ -34,14 +34,18 @@ TARGET_X_REALTIME = 30.0
 SR = 16000
 
 
-def speech(work: Path, seconds: float, count: int) -> list[np.ndarray]:
-    """`count` clips of `seconds` s of eSpeak NG speech (utterances concatenated and cut)."""
+def speech(work: Path) -> np.ndarray:
+    """eSpeak NG speech of the embedded corpus builder (2 speakers x 6 utterances), end to end, float32 [T]."""
     from vqaudio.data.synth import build_corpus
 
     build_corpus(work / "corpus", speakers=2, utterances=6, seed=0, shared=2, show_progress=False)
-    audio = np.concatenate([load_audio(p, SR) for p in sorted((work / "corpus").rglob("*.flac"))])
+    return np.concatenate([load_audio(p, SR) for p in sorted((work / "corpus").rglob("*.flac"))])
+
+
+def clips(audio: np.ndarray, seconds: float, count: int, offset: int = 0) -> list[np.ndarray]:
+    """`count` consecutive clips of `seconds` s from `audio`, starting `offset` samples in (wrapping around)."""
     n = int(seconds * SR)
-    return [np.resize(audio[i * n:], n).astype(np.float32) for i in range(count)]
+    return [np.resize(np.roll(audio, -(offset + i * n)), n).astype(np.float32) for i in range(count)]
 
 
 def timed(fn, repeats: int) -> float:
@@ -79,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         if loaded.model.kind != "vocoder":
             sys.exit(f"{args.model}: a {loaded.model.kind}-kind model; this benchmark is for the vocoder kind "
                      "(benchmarks/generation_speed.py times the sample-level decoder)")
-        clips = speech(work, 4.0, 1) + speech(work, 2.0, 8)
-        one, batch = clips[0], clips[1:]
+        audio = speech(work)
+        one, batch = clips(audio, 4.0, 1)[0], clips(audio, 2.0, 8, offset=4 * SR)
         target = loaded.speakers[0]
         s = WorldSettings.from_config(loaded.config)
         x = one.astype(np.float64)

@@ -29,7 +29,8 @@ def test_shipped_files_fit_the_budget_and_pair():
     assert model_file.stat().st_size + prior_file.stat().st_size <= 15_000_000
     assert (model_file.parent / "MODEL_CARD.md").is_file()
     model = load_model(model_file)
-    assert model.sample_rate == SR and model.hop_length == 64 and model.config.vq.codebook_size == 512
+    assert model.sample_rate == SR and model.hop_length == 128 and model.config.vq.codebook_size == 512
+    assert model.model.kind == "vocoder"  # the frame-level decoder: WORLD synthesis
     assert "p225" in model.speakers
     prior = load_prior(prior_file)
     check_pair(prior, model.identity, prior_file)  # raises when the prior models another VQ-VAE's codes
@@ -48,7 +49,7 @@ def test_encode_and_convert_use_the_shipped_model(tmp_path):
     result = runner.invoke(app, ["encode", str(tmp_path / "in.wav"), str(tmp_path / "codes.npy")])
     assert result.exit_code == 0, result.output
     codes = np.load(tmp_path / "codes.npy")
-    assert codes.dtype == np.int16 and len(codes) == len(wav) // 64
+    assert codes.dtype == np.int16 and len(codes) == -(-len(wav) // 128)  # 125 codes/s, the last frame padded
     assert len(np.unique(codes)) > 5  # speech is not one code repeated
     result = runner.invoke(app, ["convert", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
                                  "--target-speaker", "p225", "--seed", "0"])
