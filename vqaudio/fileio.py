@@ -1,12 +1,15 @@
-"""Atomic file writing: a crash or Ctrl-C leaves either the old file or a complete new one."""
+"""Atomic file writing: a crash or Ctrl-C leaves either the old file or a complete new one; array caches."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -59,3 +62,40 @@ def refuse_same_path(inputs: list[Path], output: Path) -> None:
     for p in inputs:
         if p.resolve() == out:
             raise VQAudioError(f"{output}: output path is the same as an input path; refusing to overwrite it")
+
+
+# --------------------------------------------------------------------------- array caches (decoded audio, features)
+
+
+def files_digest(paths: Iterable[str], salt: str = "") -> str:
+    """16 hex digits of sha256 over `salt` and each file's path, size and modification time (a changed, added,
+    removed or missing file changes it)."""
+    h = hashlib.sha256(salt.encode())
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_array_pair(values_path: Path, index_path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A cache written by `save_array_pair`: (values memory-mapped read-only, index), or None when incomplete."""
+    if values_path.exists() and index_path.exists():
+        return np.load(values_path, mmap_mode="r"), np.load(index_path)
+    return None
+
+
+def save_array_pair(values_path: Path, index_path: Path, values: np.ndarray, index: np.ndarray,
+                    stale: Iterable[Path] = ()) -> None:
+    """Remove the `stale` cache files (those not of this pair), then write `values` and `index` atomically, the
+    index last: its presence marks a complete cache."""
+    values_path.parent.mkdir(parents=True, exist_ok=True)
+    for old in stale:
+        if old not in (values_path, index_path):
+            old.unlink(missing_ok=True)
+    with atomic_path(values_path) as tmp:
+        np.save(tmp, values)
+    with atomic_path(index_path) as tmp:
+        np.save(tmp, index)

@@ -16,7 +16,6 @@ on what was drawn before, so a resumed run sees exactly the data the uninterrupt
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from vqaudio.audio import level_gain, load_audio
 from vqaudio.data.kaldi import DataDir
 from vqaudio.data.world import WorldSettings, split_features
 from vqaudio.errors import DataError
-from vqaudio.fileio import atomic_path
+from vqaudio.fileio import files_digest, load_array_pair, save_array_pair
 from vqaudio.progress import progress
 
 _INT16_SCALE = 32767.0
@@ -226,37 +225,21 @@ def _to_int16(wav: np.ndarray) -> np.ndarray:
     return np.round(np.clip(wav, -1.0, 1.0) * _INT16_SCALE).astype(np.int16)
 
 
-def _cache_key(paths: list[str], sample_rate: int) -> str:
-    h = hashlib.sha256(f"{sample_rate}\n".encode())
-    for p in paths:
-        try:
-            st = os.stat(p)
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{p}|missing\n".encode())
-    return h.hexdigest()[:16]
-
-
 def _load_cached(paths: list[str], sample_rate: int, show_progress: bool | None, name: str,
                  cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """(int16 samples [S] end to end, lengths [U]) of `paths`, through the cache folder when given."""
     if cache is not None:
-        key = _cache_key(paths, sample_rate)
+        key = files_digest(paths, f"{sample_rate}\n")
         samples_path, lengths_path = cache / f"{name}-{key}.npy", cache / f"{name}-{key}.lengths.npy"
-        if samples_path.exists() and lengths_path.exists():
-            return np.load(samples_path, mmap_mode="r"), np.load(lengths_path)
+        cached = load_array_pair(samples_path, lengths_path)
+        if cached is not None:
+            return cached
     audio = _load_all(paths, sample_rate, show_progress, name)
     lengths = np.array([len(a) for a in audio], dtype=np.int64)
     samples = np.concatenate(audio)
     del audio
-    if cache is not None:
-        for old in cache.glob(f"{name}-*.npy"):  # caches of other versions of the data
-            if not old.name.startswith(f"{name}-{key}."):
-                old.unlink(missing_ok=True)
-        with atomic_path(samples_path) as tmp:
-            np.save(tmp, samples)
-        with atomic_path(lengths_path) as tmp:  # written last: its presence marks a complete cache
-            np.save(tmp, lengths)
+    if cache is not None:  # caches of other versions of the data go
+        save_array_pair(samples_path, lengths_path, samples, lengths, cache.glob(f"{name}-*.npy"))
     return samples, lengths
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from vqaudio.errors import ConfigError, DataError
-from vqaudio.fileio import atomic_path
+from vqaudio.fileio import files_digest, load_array_pair, save_array_pair
 from vqaudio.progress import progress
 
 FEATURES_VERSION = 1  # part of the cache key: bump when `analyze` changes what it computes
@@ -188,14 +188,7 @@ def _analyze_file(job: tuple[str, WorldSettings]) -> np.ndarray:
 
 def cache_key(paths: list[str], s: WorldSettings) -> str:
     """`<settings key>-<files key>`: hashes of the analysis settings and of the files (paths, sizes, times)."""
-    h = hashlib.sha256()
-    for p in paths:
-        try:
-            st = os.stat(p)
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{p}|missing\n".encode())
-    return f"{s.key()}-{h.hexdigest()[:16]}"
+    return f"{s.key()}-{files_digest(paths)}"
 
 
 def split_features(paths: list[str], s: WorldSettings, cache_dir: Path | None, name: str = "features",
@@ -214,8 +207,9 @@ def split_features(paths: list[str], s: WorldSettings, cache_dir: Path | None, n
     if cache_dir is not None:
         feats_path = cache_dir / f"world-{name}-{key}.npy"
         frames_path = cache_dir / f"world-{name}-{key}.frames.npy"
-        if feats_path.exists() and frames_path.exists():
-            return np.load(feats_path, mmap_mode="r"), np.load(frames_path)
+        cached = load_array_pair(feats_path, frames_path)
+        if cached is not None:
+            return cached
     if not workers:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     out: list[np.ndarray] = []
@@ -239,15 +233,8 @@ def split_features(paths: list[str], s: WorldSettings, cache_dir: Path | None, n
                 bar.advance(task)
     frames = np.array([len(f) for f in out], np.int64)
     feats = np.concatenate(out) if out else np.zeros((0, s.dims), np.float32)
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        for old in cache_dir.glob(f"world-{name}-{s.key()}-*.npy"):  # these settings, older audio
-            if not old.name.startswith(f"world-{name}-{key}."):
-                old.unlink(missing_ok=True)
-        with atomic_path(feats_path) as tmp:
-            np.save(tmp, feats)
-        with atomic_path(frames_path) as tmp:  # written last: its presence marks a complete cache
-            np.save(tmp, frames)
+    if cache_dir is not None:  # the stale cache of these settings (older audio) goes
+        save_array_pair(feats_path, frames_path, feats, frames, cache_dir.glob(f"world-{name}-{s.key()}-*.npy"))
     return feats, frames
 
 
