@@ -140,9 +140,39 @@ class TrainConfig:
 
 
 @dataclass
+class PerturbConfig:
+    """Training-time perturbations of the encoder's input; the decoder's targets stay the clean originals
+    (`vqaudio.data.perturb`). Each share is the chance that a training window gets that kind.
+
+    `speaker`: the input is one of `copies` WORLD resyntheses of the utterance with F0 shifted by up to
+    +-`pitch_semitones` and the spectral envelope's frequency axis warped by a factor in [1/(1+w), 1+w],
+    w = `formant_warp` (vocoder kind only: made once from the cached WORLD features). `channel`: the input goes
+    through a random channel, each stage with its own chance: `eq` (smooth random EQ, +-`eq_db`), `bandlimit`
+    (telephone 300-3400 Hz, or a low-pass at 3.4-7.5 kHz), `resample` (a round trip through 8/11.025/12 kHz),
+    `noise` (white-to-brown noise at `snr_db` [lo, hi] dB), `clip` (clipped at 10-50% of the peak) and a gain of
+    +-`gain_db`.
+    """
+
+    speaker: float = 0.0
+    copies: int = 4
+    pitch_semitones: float = 4.0
+    formant_warp: float = 0.12
+    channel: float = 0.0
+    eq: float = 0.5
+    eq_db: float = 6.0
+    bandlimit: float = 0.5
+    resample: float = 0.2
+    noise: float = 0.4
+    snr_db: list[float] = field(default_factory=lambda: [10.0, 30.0])
+    clip: float = 0.15
+    gain_db: float = 6.0
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    perturb: PerturbConfig = field(default_factory=PerturbConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
     prior_train: TrainConfig = field(default_factory=lambda: TrainConfig(segment_samples=0, batch_size=16))
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from vqaudio.config import Config, hop_length
+from vqaudio.data import perturb
 from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resolve_data_dir
 from vqaudio.data.kaldi import DataDir
 from vqaudio.data.world import WorldSettings
@@ -40,7 +41,7 @@ class VQVAETask:
     valid_data: SegmentDataset
     kind: str = "vqvae"
     train_section: str = "train"
-    config_sections: tuple[str, ...] = ("model", "train")
+    config_sections: tuple[str, ...] = ("model", "train", "perturb")
     export_name: str = "model.pt"
 
     def train_batch(self, step: int, rank: int, device: torch.device) -> Batch:
@@ -51,7 +52,7 @@ class VQVAETask:
         return [b.to(device) for b in self.valid_data.fixed_batches(cfg.valid_batches, cfg.batch_size)]
 
     def losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        out = model(batch.wav, batch.speaker, batch.features)
+        out = model(batch.wav, batch.speaker, batch.features, batch.inputs)
         recon = {"nll": out.recon} if self.model.kind == "wavenet" else {"recon": out.recon}
         return out.loss, {**recon, **out.parts, "vq_loss": out.vq_loss, "commitment": out.commitment,
                           "perplexity": out.perplexity}
@@ -85,12 +86,15 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
     speakers = DataDir.load(splits.train).speakers
     torch.manual_seed(cfg.seed)
     model = build_vqvae(config.model, len(speakers))  # first: a bad config is refused before any data is read
+    perturb.check(config.perturb)
+    if config.perturb.speaker > 0 and model.kind != "vocoder":
+        raise ConfigError("perturb.speaker needs the vocoder decoder kind (its WORLD features make the copies)")
     sr = config.model.sample_rate
     world = WorldSettings.from_config(config.model) if model.kind == "vocoder" else None
     train_data, valid_data = (
         SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache,
-                                     config.model.input_level_db, world)
-        if split is not None else None for split in (splits.train, splits.dev))
+                                     config.model.input_level_db, world, config.perturb if train else None)
+        if split is not None else None for split, train in ((splits.train, True), (splits.dev, False)))
     if world is not None:  # normalisation and per-speaker log-F0 statistics of the training features
         feats = train_data.features
         model.decoder.set_statistics(feats.values, feats.frames, train_data.speaker_index)

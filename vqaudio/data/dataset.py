@@ -26,8 +26,10 @@ import torch
 from torch import Tensor
 
 from vqaudio.audio import level_gain, load_audio
+from vqaudio.config import PerturbConfig
 from vqaudio.data.kaldi import DataDir
-from vqaudio.data.world import WorldSettings, split_features
+from vqaudio.data.perturb import channel, speaker_copies
+from vqaudio.data.world import WorldSettings, cache_key, split_features
 from vqaudio.errors import DataError
 from vqaudio.fileio import files_digest, load_array_pair, save_array_pair
 from vqaudio.progress import progress
@@ -39,15 +41,20 @@ _VALID_STREAM = 1 << 20  # rank slot of the fixed validation windows (never a re
 @dataclass
 class Batch:
     """Training windows: wav float32 [B, T] in [-1, 1], speaker LongTensor [B] (index into the model's list),
-    and for the vocoder decoder the windows' WORLD features float32 [B, T / frame_samples, F]."""
+    for the vocoder decoder the windows' WORLD features float32 [B, T / frame_samples, F], and with training-time
+    perturbation (`vqaudio.data.perturb`) the encoder's perturbed inputs float32 [B, T] (None: the encoder sees
+    `wav`). `wav` and `features` stay the clean targets."""
 
     wav: Tensor
     speaker: Tensor
     features: Tensor | None = None
+    inputs: Tensor | None = None
 
     def to(self, device: str | torch.device) -> Batch:
-        feats = self.features.to(device, non_blocking=True) if self.features is not None else None
-        return Batch(self.wav.to(device, non_blocking=True), self.speaker.to(device, non_blocking=True), feats)
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return Batch(move(self.wav), move(self.speaker), move(self.features), move(self.inputs))
 
 
 @dataclass
@@ -110,7 +117,7 @@ class SegmentDataset:
 
     def __init__(self, samples: np.ndarray, lengths: np.ndarray, speaker_index: np.ndarray | list[int],
                  segment_samples: int, seed: int = 0, features: FrameFeatures | None = None,
-                 gains: np.ndarray | None = None):
+                 gains: np.ndarray | None = None, perturbation: Perturbation | None = None):
         if len(lengths) == 0:
             raise DataError("no utterances to train on")
         if segment_samples < 1:
@@ -129,6 +136,10 @@ class SegmentDataset:
                 raise DataError(f"features: segment_samples must be a multiple of frame_samples ({fs}), one entry "
                                 "of frames per utterance")
             self.frame_offsets = np.concatenate([[0], np.cumsum(features.frames)])
+        self.perturbation = perturbation
+        if perturbation is not None and perturbation.copies is not None \
+                and perturbation.copies.shape[1] != len(self.samples):
+            raise DataError("perturbation copies must be laid out like the samples ([copies, S])")
 
     @classmethod
     def from_waveforms(cls, audio: list[np.ndarray], speaker_index: list[int], segment_samples: int,
@@ -141,7 +152,8 @@ class SegmentDataset:
     @classmethod
     def from_data_dir(cls, path: str | os.PathLike, speakers: list[str], segment_samples: int, sample_rate: int,
                       seed: int = 0, show_progress: bool | None = None, cache: Path | None = None,
-                      level_db: float | None = None, world: WorldSettings | None = None) -> SegmentDataset:
+                      level_db: float | None = None, world: WorldSettings | None = None,
+                      perturb: PerturbConfig | None = None) -> SegmentDataset:
         """Read every utterance of the data dir at `path` whose speaker is in `speakers`.
 
         With `cache` (a folder), the int16 audio is also written there (`<split>-<key>.npy`, the key a hash of
@@ -150,6 +162,8 @@ class SegmentDataset:
         `level_db`: each utterance is scaled to this speech level (`vqaudio.audio.level_gain`) as it is drawn.
         `world`: the windows come with WORLD features (`vqaudio.data.world.split_features`, cached in the data
         dir's `world/` folder, analysed on both cores the first time).
+        `perturb`: training windows come with perturbed encoder inputs (`Batch.inputs`); its speaker copies need
+        `world` and are kept beside the features (`vqaudio.data.perturb.speaker_copies`).
         """
         data = DataDir.load(path)
         index = {s: i for i, s in enumerate(speakers)}
@@ -168,7 +182,17 @@ class SegmentDataset:
             values, frames = split_features(paths, world, Path(path) / "world", Path(path).name,
                                             show_progress=show_progress)
             features = FrameFeatures(values, frames, world.frame_samples)
-        return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed, features, gains)
+        perturbation = None
+        if perturb is not None and (perturb.speaker > 0 or perturb.channel > 0):
+            copies = None
+            if perturb.speaker > 0:
+                if features is None:
+                    raise DataError("perturb.speaker needs the vocoder decoder kind (WORLD features)")
+                copies = speaker_copies(features.values, features.frames, lengths, world, perturb, seed,
+                                        cache_key(paths, world), Path(path) / "world", Path(path).name, show_progress)
+            perturbation = Perturbation(perturb, sample_rate, copies)
+        return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed, features, gains,
+                   perturbation)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -179,20 +203,25 @@ class SegmentDataset:
         return int(self.lengths.sum())
 
     def batch(self, step: int, batch_size: int, rank: int = 0) -> Batch:
-        """The `batch_size` windows of training step `step` on rank `rank` (a pure function of its arguments)."""
+        """The `batch_size` windows of training step `step` on rank `rank` (a pure function of its arguments),
+        with perturbed encoder inputs when the dataset has a perturbation."""
         rng = np.random.default_rng([self.seed, rank, step])
-        return self._draw(rng, batch_size)
+        batch, spans = self._draw(rng, batch_size)
+        if self.perturbation is not None:
+            batch.inputs = self.perturbation.inputs(batch.wav.numpy(), rng, spans)
+        return batch
 
     def fixed_batches(self, n_batches: int, batch_size: int) -> list[Batch]:
         """Validation windows: the same `n_batches` batches every time (seeded by the dataset seed only)."""
         rng = np.random.default_rng([self.seed, _VALID_STREAM])
-        return [self._draw(rng, batch_size) for _ in range(n_batches)]
+        return [self._draw(rng, batch_size)[0] for _ in range(n_batches)]
 
-    def _draw(self, rng: np.random.Generator, batch_size: int) -> Batch:
+    def _draw(self, rng: np.random.Generator, batch_size: int) -> tuple[Batch, list[tuple[int, int]]]:
+        """Clean windows, and per window (its first sample in `samples`, samples taken from the utterance)."""
         T = self.segment_samples
         utts = rng.choice(len(self.lengths), size=batch_size, p=self.weights)
         wav = np.zeros((batch_size, T), dtype=np.float32)
-        feats = None
+        feats, starts = None, []
         if self.features is not None:
             fs = self.features.frame_samples
             feats = np.zeros((batch_size, T // fs, self.features.values.shape[1]), np.float32)
@@ -203,19 +232,44 @@ class SegmentDataset:
             else:  # windows start on a frame boundary, so that frame f of the window is frame start / fs + f
                 start = fs * int(rng.integers(0, (n - T) // fs + 1)) if n > T else 0
                 feats[i] = self._frames(u, start // fs, T // fs)
+            starts.append(start)
             take = min(T, n)
             base = int(self.offsets[u]) + start
             wav[i, :take] = self.samples[base:base + take] / _INT16_SCALE
             if self.gains is not None:
                 wav[i, :take] *= self.gains[u]
+        spans = [(int(self.offsets[u]) + start, min(T, int(self.lengths[u]))) for u, start in zip(utts, starts,
+                                                                                                strict=True)]
         return Batch(torch.from_numpy(wav), torch.from_numpy(self.speaker_index[utts]),
-                     None if feats is None else torch.from_numpy(feats))
+                     None if feats is None else torch.from_numpy(feats)), spans
 
     def _frames(self, u: int, first: int, count: int) -> np.ndarray:
         """Frames [first, first + count) of utterance u [count, F]; past its end the last frame is repeated."""
         a, b = int(self.frame_offsets[u]), int(self.frame_offsets[u + 1])
         idx = np.minimum(np.arange(a + first, a + first + count), b - 1)
         return np.asarray(self.features.values[idx], np.float32)
+
+
+class Perturbation:
+    """The encoder's perturbed inputs of a batch: per window, with chance `cfg.speaker` the same span of one of the
+    utterance's WORLD copies (int16 [copies, S], laid out like the samples), then with chance `cfg.channel` a random
+    channel (`vqaudio.data.perturb.channel`)."""
+
+    def __init__(self, cfg: PerturbConfig, sample_rate: int, copies: np.ndarray | None = None):
+        self.cfg, self.sample_rate, self.copies = cfg, sample_rate, copies
+
+    def inputs(self, wav: np.ndarray, rng: np.random.Generator, spans: list[tuple[int, int]]) -> Tensor:
+        """wav float32 [B, T] (the clean windows), spans [(first sample in the store, samples taken)] per window ->
+        the encoder's inputs float32 [B, T] (a new array; `wav` is not touched)."""
+        out = wav.copy()
+        for i, (base, take) in enumerate(spans):
+            if self.copies is not None and rng.random() < self.cfg.speaker:
+                copy = self.copies[int(rng.integers(len(self.copies)))]
+                out[i] = 0.0
+                out[i, :take] = copy[base:base + take] / _INT16_SCALE
+            if rng.random() < self.cfg.channel:
+                out[i] = channel(out[i], rng, self.cfg, self.sample_rate)
+        return torch.from_numpy(out)
 
 
 def _to_int16(wav: np.ndarray) -> np.ndarray:

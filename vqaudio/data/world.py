@@ -154,25 +154,66 @@ def interpolated_log_f0(f0: np.ndarray) -> np.ndarray:
     return np.interp(idx, idx[voiced], np.log(f0[voiced]))
 
 
-def synthesize(feats: np.ndarray, s: WorldSettings, length: int | None = None) -> np.ndarray:
+def synthesize(feats: np.ndarray, s: WorldSettings, length: int | None = None, f0_scale: float = 1.0,
+               warp: float = 1.0) -> np.ndarray:
     """Features float [N, s.dims] -> waveform float32 [length or N * frame_samples] (WORLD synthesis).
 
     Frames with voicing < 0.5 are unvoiced; coded aperiodicity is clipped to WORLD's range (<= 0 dB) and
-    log-F0 to [f0_floor, f0_ceil], so any decoder output synthesises.
+    log-F0 to [f0_floor, f0_ceil], so any decoder output synthesises. `f0_scale` multiplies F0 (a pitch shift);
+    `warp` stretches the spectral envelope's frequency axis (> 1 moves the formants up: a shorter vocal tract).
     """
     import pyworld
 
     feats = np.asarray(feats, np.float64)
     fft = pyworld.get_cheaptrick_fft_size(s.sample_rate, s.f0_floor)
     sp = pyworld.decode_spectral_envelope(np.ascontiguousarray(feats[:, :s.spectral_dims]), s.sample_rate, fft)
+    if warp != 1.0:
+        sp = warp_envelope(sp, warp)
     coded_ap = np.minimum(feats[:, s.spectral_dims:s.lf0_index], 0.0)
     ap = pyworld.decode_aperiodicity(np.ascontiguousarray(coded_ap), s.sample_rate, fft)
-    f0 = np.exp(np.clip(feats[:, s.lf0_index], np.log(s.f0_floor), np.log(s.f0_ceil)))
+    f0 = np.exp(np.clip(feats[:, s.lf0_index] + np.log(f0_scale), np.log(s.f0_floor), np.log(s.f0_ceil)))
     f0 = np.where(feats[:, s.vuv_index] >= 0.5, f0, 0.0)
     wav = pyworld.synthesize(np.ascontiguousarray(f0), sp, ap, s.sample_rate, s.frame_period_ms)
     length = length if length is not None else len(feats) * s.frame_samples
     out = np.zeros(length, np.float32)
     out[:min(length, len(wav))] = wav[:length]
+    return out
+
+
+def warp_envelope(sp: np.ndarray, warp: float) -> np.ndarray:
+    """Spectral envelope [N, bins] with its frequency axis stretched by `warp`: out(f) = sp(f / warp), linear
+    interpolation between bins, the top bin held past the band edge (a vocal-tract-length change)."""
+    bins = sp.shape[1]
+    pos = np.minimum(np.arange(bins) / warp, bins - 1)
+    lo = np.minimum(pos.astype(np.int64), bins - 2)
+    w = pos - lo
+    return np.ascontiguousarray(sp[:, lo] * (1.0 - w) + sp[:, lo + 1] * w)
+
+
+def pool_map(fn, jobs: list, label: str, workers: int | None = None, show_progress: bool | None = None,
+             what=lambda i: f"near #{i + 1}") -> list:
+    """[fn(job) for job in jobs] in `workers` processes (default: the cores this process may use), in order, with
+    a progress bar `label`. A dead worker is one DataError line naming `what(i)` of the job it was near."""
+    if not workers:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    out: list = []
+    with progress(transient=True, disable=None if show_progress is None else not show_progress) as bar:
+        task = bar.add_task(label, total=len(jobs), info="")
+        if workers > 1 and len(jobs) > 1:
+            # forkserver: no fork of a process that may hold threads (torch, a thread pool) and their locks
+            context = multiprocessing.get_context("forkserver")
+            try:
+                with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                    for result in pool.map(fn, jobs, chunksize=4):
+                        out.append(result)
+                        bar.advance(task)
+            except BrokenProcessPool:
+                raise DataError(f"{label}: a worker process died (out of memory, or WORLD crashed on "
+                                f"{what(min(len(out), len(jobs) - 1))})") from None
+        else:
+            for job in jobs:
+                out.append(fn(job))
+                bar.advance(task)
     return out
 
 
@@ -210,27 +251,8 @@ def split_features(paths: list[str], s: WorldSettings, cache_dir: Path | None, n
         cached = load_array_pair(feats_path, frames_path)
         if cached is not None:
             return cached
-    if not workers:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    out: list[np.ndarray] = []
-    with progress(transient=True, disable=None if show_progress is None else not show_progress) as bar:
-        task = bar.add_task(f"WORLD analysis of {name}", total=len(paths), info="")
-        if workers > 1 and len(paths) > 1:
-            # forkserver: no fork of a process that may hold threads (torch, a thread pool) and their locks
-            context = multiprocessing.get_context("forkserver")
-            try:
-                with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                    for f in pool.map(_analyze_file, [(p, s) for p in paths], chunksize=4):
-                        out.append(f)
-                        bar.advance(task)
-            except BrokenProcessPool:
-                raise DataError(f"WORLD analysis of {name}: a worker process died (out of memory, or WORLD "
-                                f"crashed on a file near #{len(out) + 1}: {paths[min(len(out), len(paths) - 1)]})") \
-                    from None
-        else:
-            for p in paths:
-                out.append(_analyze_file((p, s)))
-                bar.advance(task)
+    out = pool_map(_analyze_file, [(p, s) for p in paths], f"WORLD analysis of {name}", workers, show_progress,
+                   what=lambda i: f"a file near #{i + 1}: {paths[i]}")
     frames = np.array([len(f) for f in out], np.int64)
     feats = np.concatenate(out) if out else np.zeros((0, s.dims), np.float32)
     if cache_dir is not None:  # the stale cache of these settings (older audio) goes

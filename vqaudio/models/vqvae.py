@@ -59,10 +59,12 @@ class VQVAE(nn.Module):
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         self.hop_length = encoder.hop_length
 
-    def forward(self, wav: Tensor, speaker: Tensor | None, features: Tensor | None = None) -> VQVAEOutput:
+    def forward(self, wav: Tensor, speaker: Tensor | None, features: Tensor | None = None,
+                inputs: Tensor | None = None) -> VQVAEOutput:
         """wav [B, T] float in [-1, 1] (T a multiple of hop_length), speaker LongTensor [B], and for the vocoder
-        kind the WORLD features of the window [B, T / frame_samples, F] -> VQVAEOutput."""
-        z_e = self.encoder(wav[:, None, :])
+        kind the WORLD features of the window [B, T / frame_samples, F] -> VQVAEOutput. `inputs` [B, T]: what the
+        encoder sees instead of `wav` (a perturbed copy; the decoder's targets stay `wav` / `features`)."""
+        z_e = self.encoder((wav if inputs is None else inputs)[:, None, :])
         q = self.quantizer(z_e)
         extra, adv = {}, 0.0
         if hasattr(self, "adversary") and speaker is not None:
