@@ -206,3 +206,31 @@ def test_crash_while_writing_leaves_no_partial_file(files, bad_inputs, tmp_path,
     assert result.exit_code == 130
     assert out.read_bytes() == b"previous contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in bad_inputs.values()), "out.wav"])
+
+
+@pytest.mark.parametrize("kind, fragment", [("clipped", "clipped"), ("phone", "band-limited to ~4.0 kHz"),
+                                            ("silent", "near-silent")])
+def test_inputs_as_users_have_them_warn_but_still_encode(files, tmp_path, kind: str, fragment: str) -> None:
+    wav = files["wav"]
+    if kind == "clipped":
+        path, data, rate = tmp_path / "clipped.wav", np.clip(wav * 8, -1, 1), SR
+    elif kind == "phone":  # an 8 kHz phone-band recording
+        from vqaudio.audio import resample
+
+        path, data, rate = tmp_path / "phone.wav", resample(wav, SR, 8000), 8000
+    else:
+        path, data, rate = tmp_path / "silent.wav", 1e-5 * np.random.default_rng(0).standard_normal(len(wav)), SR
+    sf.write(path, data.astype(np.float32), rate)
+    result = run("encode", path, tmp_path / "c.npy", "--model", files["model"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and fragment in warnings[0] and path.name in warnings[0], result.stderr
+    result = run("convert", path, tmp_path / "o.wav", "--target-speaker", "p226", "--model", files["model"])
+    assert result.exit_code == 0 and fragment in result.stderr, result.output
+
+
+def test_clean_input_gives_no_warning_and_dc_is_removed(files, tmp_path) -> None:
+    result = run("encode", files["root"] / "speech.wav", tmp_path / "c.npy", "--model", files["model"])
+    assert "warning" not in result.stderr
+    loaded = codec.load_codec(files["model"])
+    np.testing.assert_array_equal(codec.encode(loaded, files["wav"] + 0.2), codec.encode(loaded, files["wav"]))

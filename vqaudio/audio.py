@@ -21,11 +21,13 @@ from vqaudio.fileio import atomic_path
 DEFAULT_SAMPLE_RATE = 16000
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, min_samples: int = 1) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, min_samples: int = 1,
+               warnings: list[str] | None = None) -> np.ndarray:
     """Read any file soundfile can read as mono float32 at `sample_rate`.
 
     Integer and float formats, any channel count (averaged to mono) and any sample
-    rate (resampled with soxr HQ, as librosa's soxr_hq) are accepted.
+    rate (resampled with soxr HQ, as librosa's soxr_hq) are accepted. With a `warnings` list, what
+    `input_warnings` finds in the file (at its own rate) is appended to it, each naming the file.
 
     Returns:
         float32 array of shape [T] (samples), nominally in [-1, 1].
@@ -48,6 +50,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, 
     if not np.isfinite(data).all():
         raise AudioError(f"{p}: audio holds NaN or infinite samples")
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if warnings is not None:
+        warnings.extend(f"{p}: {w}" for w in input_warnings(wav, sr, sample_rate))
     wav = resample(wav, sr, sample_rate)
     if len(wav) < min_samples:
         raise AudioError(
@@ -123,6 +127,54 @@ def normalize_level(wav: np.ndarray, target_db: float | None, sample_rate: int =
     if target_db is None:
         return wav
     return (np.asarray(wav, np.float32) * np.float32(level_gain(wav, target_db, sample_rate))).astype(np.float32)
+
+
+SILENT_DB = -50.0  # speech level (dBFS) below which an input is called near-silent
+CLIPPED_SHARE = 0.001  # share of samples in flat runs at the peak above which an input is called clipped
+BAND_FLOOR_DB = 60.0  # spectrum this far below its peak counts as empty (bandwidth estimate)
+
+
+def bandwidth_hz(wav: np.ndarray, sample_rate: int) -> float:
+    """Effective bandwidth of `wav` [T]: the highest frequency whose long-term level (mean power of 32 ms frames,
+    smoothed over 250 Hz) is within BAND_FLOOR_DB of the peak level; an 8 kHz recording upsampled to 16 kHz gives
+    ~4000 Hz."""
+    n = 512 * max(1, sample_rate // 16000)
+    frames = len(wav) // n
+    if frames == 0:
+        return sample_rate / 2
+    x = wav[: frames * n].reshape(frames, n) * np.hanning(n)
+    power = np.mean(np.abs(np.fft.rfft(x, axis=1)) ** 2, axis=0)
+    width = max(1, int(round(250 / (sample_rate / n))))
+    level = 10 * np.log10(np.convolve(power, np.ones(width) / width, mode="same") + 1e-20)
+    above = np.nonzero(level >= level.max() - BAND_FLOOR_DB)[0]
+    return float(above[-1] * sample_rate / n)
+
+
+def clipped_share(wav: np.ndarray) -> float:
+    """Share of samples of `wav` [T] in runs of 3 or more equal samples at (within 0.1% of) the absolute peak."""
+    peak = float(np.abs(wav).max()) if len(wav) else 0.0
+    if peak <= 0:
+        return 0.0
+    at_peak = np.abs(wav) >= 0.999 * peak
+    run = at_peak[2:] & at_peak[1:-1] & at_peak[:-2] & (np.abs(np.diff(wav, 2)) < 1e-6 * max(peak, 1.0))
+    return float(run.sum()) / len(wav)
+
+
+def input_warnings(wav: np.ndarray, sample_rate: int, model_rate: int = DEFAULT_SAMPLE_RATE) -> list[str]:
+    """What may make an input code or convert worse (warnings, not refusals) for `wav` [T] at its own
+    `sample_rate`: a bandwidth below the model's (`model_rate` / 2), clipping, near-silence."""
+    out = []
+    level = speech_level_db(wav - np.mean(wav), sample_rate)
+    if not level > SILENT_DB:
+        return [f"near-silent (speech level {level:.0f} dBFS); the codes will say little"]
+    band = min(bandwidth_hz(wav, sample_rate), sample_rate / 2)
+    if band < 0.9 * model_rate / 2:
+        out.append(f"band-limited to ~{band / 1000:.1f} kHz (the model codes {model_rate / 2000:.0f} kHz); "
+                   "expect duller output")
+    share = clipped_share(wav)
+    if share > CLIPPED_SHARE:
+        out.append(f"clipped ({100 * share:.1f}% of samples flat at the peak)")
+    return out
 
 
 def mu_law_encode(x: torch.Tensor | np.ndarray, classes: int = 256) -> torch.Tensor:

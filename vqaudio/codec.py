@@ -92,8 +92,8 @@ def encode(loaded, wav: np.ndarray, chunk_seconds: float = 5.0,
            on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Audio float32 [T] at loaded.sample_rate -> codes int64 [ceil(T / hop)] (zero-padded to whole frames).
 
-    The input is first scaled to the model's speech level (`input_level_db`, when the model has one), so quiet
-    and loud recordings of the same speech give the same codes.
+    The input's DC offset is removed and it is scaled to the model's speech level (`input_level_db`, when the
+    model has one), so quiet and loud recordings of the same speech give the same codes.
 
     Runs in chunks of `chunk_seconds` with `encoder_context` samples of overlap each side: memory stays
     bounded for any length and the codes equal one pass over the whole signal.
@@ -104,6 +104,8 @@ def encode(loaded, wav: np.ndarray, chunk_seconds: float = 5.0,
     hop, device = loaded.hop_length, _device(loaded)
     n_frames = max(1, math.ceil(len(wav) / hop))
     padded = np.zeros(n_frames * hop, np.float32)
+    wav = np.asarray(wav, np.float32)
+    wav = wav - wav.mean(dtype=np.float64).astype(np.float32) if len(wav) else wav  # DC removed
     padded[:len(wav)] = normalize_level(wav, loaded.config.input_level_db, loaded.sample_rate)
     chunk = max(1, int(chunk_seconds * loaded.sample_rate) // hop)  # frames
     ctx = encoder_context(loaded) // hop  # frames
@@ -338,14 +340,18 @@ ProgressFn = Callable[[int, int], None]
 
 
 def encode_file(input_path: Path, output_path: Path, model: Path | None = None,
-                on_progress: ProgressFn | None = None) -> np.ndarray:
-    """Audio file -> codes file (.npy int16 [N], with a `<output>.json` sidecar naming the model); returns codes."""
+                on_progress: ProgressFn | None = None, on_warning: Callable[[str], None] | None = None) -> np.ndarray:
+    """Audio file -> codes file (.npy int16 [N], with a `<output>.json` sidecar naming the model); returns codes.
+    `on_warning` gets each of `vqaudio.audio.input_warnings` (band-limited, clipped, near-silent input)."""
     from vqaudio.audio import load_audio
     from vqaudio.fileio import refuse_same_path
 
     refuse_same_path([Path(input_path)], Path(output_path))
     loaded = load_codec(model)
-    wav = load_audio(input_path, loaded.sample_rate, min_samples=loaded.hop_length)
+    warnings: list[str] = []
+    wav = load_audio(input_path, loaded.sample_rate, min_samples=loaded.hop_length, warnings=warnings)
+    for w in warnings if on_warning is not None else []:
+        on_warning(w)
     codes = encode(loaded, wav, on_progress=on_progress)
     save_codes(output_path, codes, loaded)
     return codes
@@ -409,14 +415,19 @@ def conversion_paths(paths: list[Path], out_dir: Path | None) -> tuple[list[Path
 
 def convert_files(inputs: list[Path], outputs: list[Path], target_speaker: str, model: Path | None = None,
                   temperature: float = 1.0, seed: int | None = None,
-                  on_progress: ProgressFn | None = None, f0_mode: str | None = None) -> list[np.ndarray]:
+                  on_progress: ProgressFn | None = None, f0_mode: str | None = None,
+                  on_warning: Callable[[str], None] | None = None) -> list[np.ndarray]:
     """Convert audio files to `target_speaker`'s voice in one batch; every input is read (and refused if bad)
-    before any generation starts. Returns the waveforms."""
+    before any generation starts; `on_warning` gets what `vqaudio.audio.input_warnings` finds. Returns the
+    waveforms."""
     from vqaudio.audio import load_audio, save_audio
 
     loaded = load_codec(model)
     index = speaker_index(loaded, target_speaker)
-    wavs = [load_audio(p, loaded.sample_rate, min_samples=loaded.hop_length) for p in inputs]
+    warnings: list[str] = []
+    wavs = [load_audio(p, loaded.sample_rate, min_samples=loaded.hop_length, warnings=warnings) for p in inputs]
+    for w in warnings if on_warning is not None else []:
+        on_warning(w)
     outs = convert(loaded, wavs, loaded.speakers[index], temperature, seed, on_progress=on_progress, f0_mode=f0_mode)
     for path, wav in zip(outputs, outs, strict=True):
         save_audio(path, wav, loaded.sample_rate)

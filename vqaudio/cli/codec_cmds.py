@@ -18,6 +18,11 @@ PRIOR_HELP = "Latent prior file for .vqc files [default: the prior shipped in vq
 SEED_HELP = "Random seed: the same seed gives the same audio [default: a fresh random draw]."
 
 
+def warn(message: str) -> None:
+    """One yellow `warning:` line on stderr (the command goes on)."""
+    console.print(f"[bold yellow]warning:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr (when it is a terminal); yields on_progress(done, total)."""
@@ -52,7 +57,7 @@ def encode_cmd(
     if speaker is not None or prior is not None:
         raise VQAudioError("--speaker and --prior only apply with --compress")
     with _progress_bar("encode") as on_progress:
-        codes = encode_file(input_path, output_path, model, on_progress)
+        codes = encode_file(input_path, output_path, model, on_progress, warn)
     console.print(f"wrote {output_path} ({len(codes)} codes)", highlight=False)
 
 
@@ -92,7 +97,7 @@ def convert_cmd(
 
     inputs, outputs = conversion_paths(paths, out_dir)
     with _progress_bar("convert") as on_progress:
-        convert_files(inputs, outputs, target_speaker, model, temperature, seed, on_progress, f0)
+        convert_files(inputs, outputs, target_speaker, model, temperature, seed, on_progress, f0, warn)
     for out in outputs:
         console.print(f"wrote {out}", highlight=False)
 
