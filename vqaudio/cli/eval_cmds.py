@@ -1,4 +1,4 @@
-"""`vqaudio probe` and `vqaudio evaluate`: thin wrappers over `vqaudio.evaluate.run`."""
+"""`vqaudio probe`, `evaluate`, `evaluate-enrollment` and `evaluate-real`: thin wrappers over `vqaudio.evaluate`."""
 
 from __future__ import annotations
 
@@ -85,3 +85,29 @@ def evaluate_enrollment(
     results = run_enrollment_eval(data_dir, model, out, n_enroll, max_utts, steps, seed=seed)
     typer.echo((out / "results.md").read_text(encoding="utf-8"))
     typer.echo(f"wrote {out}/results.json, results.md and {results['enrolled_model']}")
+
+
+@command(app, "evaluate-real")
+def evaluate_real(
+    real_dir: Path = typer.Argument(..., help="Real recordings: REAL_DIR/<speaker>/<name>.wav with <name>.txt."),
+    data_dir: Path = typer.Argument(..., help="The model's data folder (its voices' train utterances)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(Path("eval_real"), "--out", "-o", help="Output folder (real.json, real.md)."),
+    convert_per_speaker: int = typer.Option(8, "--convert-per-speaker",
+                                            help="Real utterances per speaker reconstructed, converted, recognised."),
+    id_per_speaker: int = typer.Option(30, "--id-per-speaker", help="Other real utterances per speaker, for the "
+                                       "speaker-ID only."),
+    targets: str = typer.Option("", "--targets", help="Model voices to convert to, e.g. p225,p226 (default: spread)."),
+    n_targets: int = typer.Option(3, "--n-targets", help="Number of targets when --targets is not given."),
+    seed: int = typer.Option(0, "--seed", help="Seed of decoding."),
+) -> None:
+    """Real recordings in: conversions scored by speaker-ID, content by PocketSphinx word accuracy and the probe."""
+    from vqaudio.evaluate.real import RealOptions, real_tables, run_real_evaluation
+    from vqaudio.evaluate.report import print_tables
+
+    opts = RealOptions(convert_per_speaker=convert_per_speaker, id_per_speaker=id_per_speaker,
+                       targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
+                       seed=seed)
+    results = run_real_evaluation(real_dir, data_dir, model, out, opts)
+    print_tables(real_tables(results))
+    typer.echo(f"wrote {out}/real.json and real.md")

@@ -122,7 +122,7 @@ class Aligner:
         if not words:
             return None
         oov = self._prepare_words(words)
-        pcm = _pcm(wav)
+        pcm = padded_pcm(wav)
         duration = len(wav) / SAMPLE_RATE
         fallback = None
         for d in self._decoders:
@@ -142,7 +142,7 @@ def _alignment(segments: list[tuple[str, float, float]], phones: list[Interval],
     return Alignment(duration=duration, phones=_shift(phones, duration), words=_shift(words, duration))
 
 
-def _pcm(wav: np.ndarray) -> bytes:
+def padded_pcm(wav: np.ndarray) -> bytes:
     """16-bit PCM of `wav` with PAD_SECONDS of (dithered) silence at both ends; deterministic."""
     pad = np.zeros(int(PAD_SECONDS * SAMPLE_RATE), np.float32)
     x = np.concatenate([pad, np.asarray(wav, np.float32), pad])
@@ -160,7 +160,8 @@ def _shift(intervals: list[Interval], duration: float) -> list[Interval]:
     return out
 
 
-def _decode(d, pcm: bytes) -> bool:
+def decode_pcm(d, pcm: bytes) -> bool:
+    """Run PocketSphinx decoder `d` over 16-bit PCM `pcm`; False when it fails."""
     try:
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
@@ -176,7 +177,7 @@ def _word_pass(d, pcm: bytes, text: str) -> list[tuple[str, float, float]] | Non
         d.set_align_text(text)
     except RuntimeError:
         return None
-    if not _decode(d, pcm) or d.hyp() is None:
+    if not decode_pcm(d, pcm) or d.hyp() is None:
         return None
     return [(s.word, s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE) for s in d.seg()
             if s.end_frame >= s.start_frame]
@@ -187,7 +188,7 @@ def _phone_pass(d, pcm: bytes) -> list[Interval] | None:
         d.set_alignment()
     except RuntimeError:
         return None
-    if not _decode(d, pcm):
+    if not decode_pcm(d, pcm):
         return None
     ali = d.get_alignment()
     if ali is None:

@@ -117,7 +117,8 @@ def _scan_vctk(corpus: Path) -> list[Utterance]:
     return [u for _, u in found.values()]
 
 
-def _scan_folders(corpus: Path) -> list[Utterance]:
+def scan_folders(corpus: Path) -> list[Utterance]:
+    """Utterances of CORPUS/<speaker>/<name>.{wav,flac,ogg}, with <name>.txt / .lab transcripts where present."""
     out: list[Utterance] = []
     for spk_dir in sorted(p for p in corpus.iterdir() if p.is_dir() and not p.name.startswith(".")):
         spk = _clean_id(spk_dir.name)
@@ -196,7 +197,7 @@ def alignment_labels(textgrid: Path, duration: float) -> list[str]:
 def scan_corpus(corpus: Path, summary: PrepareSummary, ali_dir: Path | None = None,
                 show_progress: bool = True) -> list[Utterance]:
     """Find every readable utterance with its duration, transcript and (when found) phone labels."""
-    utts = _scan_vctk(corpus) if summary.layout == "vctk" else _scan_folders(corpus)
+    utts = _scan_vctk(corpus) if summary.layout == "vctk" else scan_folders(corpus)
     if not utts:
         raise DataError(f"{corpus}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found "
                         f"({'VCTK layout' if summary.layout == 'vctk' else 'expected CORPUS/<speaker>/*.wav'})")

@@ -79,6 +79,10 @@ class SpeakerClassifier:
         self.speakers = sorted(set(speakers))
         return self
 
+    def probabilities(self, wavs: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities [U, len(speakers)] of each waveform (columns in `speakers` order)."""
+        return self.pipeline.predict_proba(self.features(wavs, "speaker id"))
+
     def predict(self, wavs: list[np.ndarray]) -> list[str]:
         """The most likely training speaker of each waveform."""
         if not wavs:

@@ -1,0 +1,196 @@
+"""`vqaudio evaluate-real`: how a model does on real recordings (a folder per speaker, transcripts beside the audio).
+
+Real speech differs from the training corpus in voice, room, microphone and bandwidth. For each real speaker, a few
+utterances are scored (`convert_per_speaker`, evenly spaced over its files) and others (`id_per_speaker`) only
+train the speaker-ID. Figures:
+
+- **speaker**: the toolkit's speaker-ID (`vqaudio.evaluate.speaker_id`) trained on the model's voices (their real
+  `train` utterances of DATA_DIR) plus the real speakers (their unscored utterances); conversions of the scored
+  utterances into the target voices, identified as the target and as the real source speaker.
+- **content by recognition**: PocketSphinx under a grammar of the transcripts' words
+  (`vqaudio.evaluate.recognize`) on the sources (resampled to the model's rate), on their reconstructions and on
+  their conversions; word accuracy of each. A reconstruction of a real speaker is decoded in the model voice the
+  speaker-ID finds nearest to that speaker (the model has no voice of its own for it).
+- **content by the phoneme probe**: the paper's code -> phone mapping fitted on DATA_DIR's train split, scored on
+  the real sources against PocketSphinx forced alignments of their transcripts, and on re-encoded conversions.
+
+    results = run_real_evaluation("../shared/realspeech/fsdd", "data/embedded", "exp/m/model.pt", "exp/m/real")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vqaudio.data.kaldi import DataDir
+from vqaudio.errors import DataError
+from vqaudio.evaluate import probe as P
+from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
+from vqaudio.evaluate.run import choose_targets, decode_codes, encode_wav, load, load_split, model_summary, pick
+
+
+@dataclass
+class RealOptions:
+    """What `vqaudio evaluate-real` runs on."""
+
+    convert_per_speaker: int = 8  # real utterances per speaker reconstructed, converted and recognised
+    id_per_speaker: int = 30  # other real utterances per speaker, for the speaker-ID only
+    targets: list[str] | None = None  # model voices to convert to (default: `n_targets`, evenly spaced)
+    n_targets: int = 3
+    train_per_speaker: int = 10  # DATA_DIR train utterances per model voice (speaker-ID, probe mapping)
+    seed: int = 0
+
+
+@dataclass
+class RealUtterance:
+    """One real recording: its id, speaker, words, and audio [T] at the model's rate cut to whole codes."""
+
+    utt: str
+    speaker: str
+    words: list[str]
+    wav: np.ndarray
+
+
+def read_real_set(folder: str | os.PathLike, opts: RealOptions, sample_rate: int, hop: int
+                  ) -> tuple[list[RealUtterance], list[RealUtterance]]:
+    """(scored, speaker-ID only) utterances of FOLDER/<speaker>/*.{wav,flac,ogg} with `.txt` transcripts."""
+    from vqaudio.audio import load_audio
+    from vqaudio.data.prepare import scan_folders
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder (expected FOLDER/<speaker>/<audio> with .txt transcripts)")
+    by_speaker: dict[str, list] = {}
+    for u in scan_folders(root):
+        if u.text:
+            by_speaker.setdefault(u.speaker, []).append(u)
+    if len(by_speaker) < 1:
+        raise DataError(f"{root}: no transcribed audio found (FOLDER/<speaker>/<name>.wav with <name>.txt)")
+
+    def read(u) -> RealUtterance | None:
+        wav = load_audio(u.audio, sample_rate)
+        wav = wav[: len(wav) // hop * hop]
+        return RealUtterance(u.utt, u.speaker, u.text.lower().split(), wav) if len(wav) else None
+
+    scored, rest = [], []
+    for utts in by_speaker.values():
+        chosen = pick([u.utt for u in utts], opts.convert_per_speaker)
+        others = pick([u.utt for u in utts if u.utt not in set(chosen)], opts.id_per_speaker)
+        scored += [r for u in utts if u.utt in set(chosen) and (r := read(u)) is not None]
+        rest += [r for u in utts if u.utt in set(others) and (r := read(u)) is not None]
+    return scored, rest
+
+
+def _nearest_voices(clf, rest: list[RealUtterance], voices: list[str]) -> dict[str, str]:
+    """For each real speaker, the model voice with the highest mean speaker-ID probability over its utterances."""
+    out = {}
+    for spk in sorted({r.speaker for r in rest}):
+        probs = clf.probabilities([r.wav for r in rest if r.speaker == spk]).mean(axis=0)
+        allowed = [clf.speakers.index(v) for v in voices]
+        out[spk] = clf.speakers[allowed[int(np.argmax(probs[allowed]))]]
+    return out
+
+
+def _align(scored: list[RealUtterance]) -> dict[str, list[str]]:
+    """10 ms phone labels of each scored utterance from a PocketSphinx forced alignment of its words."""
+    from vqaudio.data.align import Aligner
+    from vqaudio.data.textgrid import frame_labels
+
+    aligner, labels = Aligner(), {}
+    for r in scored:
+        result = aligner.align(r.wav, " ".join(r.words)) if r.wav.size else None
+        if result is not None:
+            labels[r.utt] = frame_labels(result.alignment)
+    return labels
+
+
+def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike,
+                        model_path: str | os.PathLike | None, out_dir: str | os.PathLike,
+                        opts: RealOptions | None = None) -> dict[str, Any]:
+    """Speaker and content figures of a model on a folder of real recordings; writes OUT_DIR/real.json, real.md."""
+    from vqaudio.evaluate.recognize import WordRecognizer, word_accuracy
+    from vqaudio.evaluate.speaker_id import SpeakerClassifier
+
+    opts = opts or RealOptions()
+    loaded, model_path = load(model_path)
+    sr, hop, rate = loaded.sample_rate, loaded.hop_length, loaded.sample_rate / loaded.hop_length
+    targets = choose_targets(loaded, DataDir.load(Path(data_dir) / "train").speakers, opts)
+    scored, rest = read_real_set(real_dir, opts, sr, hop)
+    if not rest:
+        raise DataError(f"{real_dir}: too few recordings per speaker to also train the speaker-ID "
+                        f"(lower --convert-per-speaker)")
+    train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)
+    voices = [s for s in loaded.speakers if s in {train.data.utt2spk[u] for u in train.utterances}]
+    clf = SpeakerClassifier(sr).fit([train.wavs[u] for u in train.utterances] + [r.wav for r in rest],
+                                    [train.data.utt2spk[u] for u in train.utterances] + [r.speaker for r in rest])
+    codes = {r.utt: encode_wav(loaded, r.wav) for r in scored}
+    pairs = [(r, t) for r in scored for t in targets]
+    convs = decode_codes(loaded, [codes[r.utt] for r, _ in pairs], [t for _, t in pairs], seed=opts.seed + 1,
+                         label="convert", sources=[r.wav for r, _ in pairs])
+    nearest = _nearest_voices(clf, rest, voices)
+    recon = decode_codes(loaded, [codes[r.utt] for r in scored], [nearest[r.speaker] for r in scored],
+                         seed=opts.seed, label="reconstruct", sources=[r.wav for r in scored])
+    conv_id = clf.score(convs, [t for _, t in pairs], [r.speaker for r, _ in pairs])
+
+    rec = WordRecognizer(sorted({w for r in scored + rest for w in r.words}),
+                         max_words=max(len(r.words) for r in scored + rest))
+    refs = [r.words for r in scored]
+    labels = _align(scored)
+    mapping = None
+    if train.labels:
+        real_set = P.LabelledCodes("real", codes, labels, train.codebook)
+        report = P.probe_report(train.labelled(), [real_set], rate, int(loaded.config.vq.codebook_size),
+                                seed=opts.seed)
+        mapping = report.mapping
+    re_conv = {f"{r.utt}>{t}": encode_wav(loaded, w) for (r, t), w in zip(pairs, convs, strict=True)}
+    conv_labels = {f"{r.utt}>{t}": labels[r.utt] for r, t in pairs if r.utt in labels}
+
+    def probe(c: dict[str, np.ndarray], lab: dict[str, list[str]]) -> float:
+        return P.probe_accuracy(mapping, c, lab, rate) if mapping and lab else float("nan")
+
+    results = {
+        "model": model_summary(loaded, model_path), "options": opts, "real_dir": str(real_dir),
+        "real_speakers": sorted({r.speaker for r in scored}), "scored_utterances": len(scored),
+        "speaker_id_utterances": len(rest), "targets": targets, "conversions": len(pairs),
+        "nearest_voice": nearest,
+        "speaker_id": {
+            "classes": clf.speakers,
+            "real_source_accuracy": clf.score([r.wav for r in scored], [r.speaker for r in scored]).target_share,
+            "conversion_as_target": conv_id.target_share, "conversion_as_source": conv_id.source_share,
+        },
+        "word_accuracy": {
+            "source": word_accuracy(refs, [rec.recognize(r.wav) for r in scored]),
+            "reconstruction": word_accuracy(refs, [rec.recognize(w) for w in recon]),
+            "conversion": word_accuracy([r.words for r, _ in pairs], [rec.recognize(w) for w in convs]),
+        },
+        "probe": {"aligned_utterances": len(labels), "source": probe(codes, labels),
+                  "conversion_reencoded": probe(re_conv, conv_labels)},
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "real.json", results)
+    write_markdown(out / "real.md", real_tables(results), title=f"vqaudio evaluate-real: {model_path} on {real_dir}")
+    return results
+
+
+def real_tables(results: dict[str, Any]) -> list[Table]:
+    """The figures of `run_real_evaluation` as tables."""
+    sid, words, probe = results["speaker_id"], results["word_accuracy"], results["probe"]
+    speaker = Table("Real speech: voice conversion (speaker-ID)",
+                    ["conversions", "as target", "as real source", "real sources identified"])
+    speaker.add(str(results["conversions"]), fmt(sid["conversion_as_target"], percent=True),
+                fmt(sid["conversion_as_source"], percent=True), fmt(sid["real_source_accuracy"], percent=True))
+    speaker.notes.append(f"classes: {', '.join(sid['classes'])}; targets: {', '.join(results['targets'])}")
+    content = Table("Real speech: content", ["audio", "word accuracy (PocketSphinx, grammar)", "phoneme probe"])
+    content.add("real source", fmt(words["source"], percent=True), fmt(probe["source"], percent=True))
+    content.add("reconstruction (nearest voice)", fmt(words["reconstruction"], percent=True), "")
+    content.add("conversions", fmt(words["conversion"], percent=True),
+                fmt(probe["conversion_reencoded"], percent=True) + " (re-encoded)")
+    content.notes.append(f"{results['scored_utterances']} real utterances scored, {probe['aligned_utterances']} "
+                         f"force-aligned; nearest voices: "
+                         + ", ".join(f"{k} -> {v}" for k, v in results["nearest_voice"].items()))
+    return [speaker, content]
