@@ -5,7 +5,7 @@
 
 Speech comes from the embedded corpus builder (eSpeak NG; a few utterances in a temporary folder). Figures are
 compute seconds per second of 16 kHz audio and its inverse, "x real time" (higher is faster); each is the median
-of `--repeats` runs. What is timed: `vqaudio.codec.convert` of one 4 s utterance (encode, decode, WORLD synthesis,
+of `--repeats` runs. What is timed: `inference.codec.convert` of one 4 s utterance (encode, decode, WORLD synthesis,
 in each F0 mode), of a batch of 8 x 2 s, and WORLD analysis of the 4 s utterance (Harvest, DIO + StoneMask,
 CheapTrick + D4C). Target: conversion of one 4 s utterance at least 30x faster than real time on 2 cores.
 Another CPU-heavy process on the same cores (a second job, a test run) invalidates the figures: run it alone.
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqaudio import codec
 from vqaudio.audio import load_audio
 from vqaudio.config import load_config
 from vqaudio.data.world import WorldSettings, estimate_f0
+from vqaudio.inference import codec
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
 

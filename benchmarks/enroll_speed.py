@@ -1,4 +1,4 @@
-"""Time to enrol one voice from 10 utterances (`vqaudio.enroll.enroll`) on the CPU, against the 5-minute target.
+"""Time to enrol one voice from 10 utterances (`vqaudio.training.enroll`) on the CPU, against the 5-minute target.
 
     python benchmarks/enroll_speed.py                                  # the mini preset, random weights
     python benchmarks/enroll_speed.py --model vqaudio/pretrained/vqvae.pt --steps 300 --repeats 2
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from vqaudio.config import load_config
-from vqaudio.enroll import enroll
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
+from vqaudio.training.enroll import enroll
 
 TARGET_SECONDS = 300.0
 

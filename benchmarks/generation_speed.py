@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqaudio import codec
 from vqaudio.config import load_config
-from vqaudio.generate import generate
+from vqaudio.inference import codec
+from vqaudio.inference.generate import generate
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
 

@@ -1,6 +1,6 @@
 """Training throughput of the VQ-VAE presets on this machine: audio samples per second through the real loop.
 
-Runs `vqaudio.vqvae_train.train_vqvae` on a small synthetic data dir (in a temporary folder) for each config,
+Runs `vqaudio.training.vqvae.train_vqvae` on a small synthetic data dir (in a temporary folder) for each config,
 logging every step, and reports the mean rate of the steps after the warm-up ones, with the machine it ran
 on. Audio samples/s divided by the sample rate is seconds of audio trained on per second.
 
@@ -32,7 +32,7 @@ import torch
 from vqaudio.config import Config, apply_override, load_config
 from vqaudio.data.kaldi import DataDir
 from vqaudio.models import build_vqvae, count_parameters
-from vqaudio.vqvae_train import train_vqvae
+from vqaudio.training.vqvae import train_vqvae
 
 SPEAKERS = ("s01", "s02", "s03", "s04")
 

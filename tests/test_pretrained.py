@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from vqaudio import codec, sampling
 from vqaudio.cli import app
+from vqaudio.inference import codec, sampling
+from vqaudio.inference.prior import check_pair, load_prior
 from vqaudio.models.io import load_model
-from vqaudio.prior import check_pair, load_prior
 
 SR = 16000
 runner = CliRunner()

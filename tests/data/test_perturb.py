@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.train_fixtures import make_data_root, synthetic_wav
 
 from vqaudio.audio import load_audio
 from vqaudio.config import PerturbConfig
@@ -16,9 +16,6 @@ from vqaudio.data.dataset import SegmentDataset
 from vqaudio.data.kaldi import DataDir
 from vqaudio.data.world import WorldSettings, analyze
 from vqaudio.errors import ConfigError
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from helpers.train_fixtures import make_data_root, synthetic_wav  # noqa: E402
 
 SR = 16000
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.train_fixtures import make_data_root
 from typer.testing import CliRunner
 
 from vqaudio.cli import app
 from vqaudio.evaluate.recognize import word_accuracy, word_errors
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from helpers.train_fixtures import make_data_root  # noqa: E402
 
 FSDD = Path(__file__).resolve().parents[3] / "shared" / "realspeech" / "fsdd"
 needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"{FSDD} absent (shared real-speech set)")

@@ -54,7 +54,7 @@ def _tiny_model_and_split():
 
 
 def test_entropy_bitrate_hook(tmp_path):
-    from vqaudio.prior import build_prior, save_prior
+    from vqaudio.inference.prior import build_prior, save_prior
 
     cfg, loaded, split = _tiny_model_and_split()
     bps, note = run.entropy_bitrate(None, loaded, split)

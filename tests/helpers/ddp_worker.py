@@ -12,8 +12,8 @@ def run(rank: int, world_size: int, port: int, data: str, exp: str, out: str, ov
     """Train the tiny VQ-VAE as `rank` of `world_size` (Gloo on CPU), then save this rank's final state."""
     from helpers.train_fixtures import quick_config
 
-    from vqaudio.train import train
-    from vqaudio.vqvae_train import vqvae_task
+    from vqaudio.training.loop import train
+    from vqaudio.training.vqvae import vqvae_task
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_RANK=str(rank))

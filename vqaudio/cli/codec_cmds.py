@@ -1,4 +1,4 @@
-"""`vqaudio encode / decode / convert / speakers`: thin commands over `vqaudio.codec`."""
+"""`vqaudio encode / decode / convert / speakers`: thin commands over `vqaudio.inference.codec`."""
 
 from __future__ import annotations
 
@@ -45,10 +45,10 @@ def encode_cmd(
                                        "knows it (conditions the prior; recorded in the file)."),
 ) -> None:
     """Encode audio to codes: one int16 per frame (hop samples), or a compressed .vqc file."""
-    from vqaudio.codec import encode_file
+    from vqaudio.inference.codec import encode_file
 
     if compress:
-        from vqaudio.prior import compress_file
+        from vqaudio.inference.prior import compress_file
 
         result = compress_file(input_path, output_path, model, prior, speaker)
         console.print(f"wrote {output_path} ({result.n_codes} codes, {result.n_bytes} bytes: "
@@ -73,7 +73,7 @@ def decode_cmd(
     seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
 ) -> None:
     """Decode codes to audio in a speaker's voice."""
-    from vqaudio.codec import decode_file
+    from vqaudio.inference.codec import decode_file
 
     with _progress_bar("decode") as on_progress:
         wav = decode_file(codes_path, output_path, speaker, model, temperature, seed, on_progress, prior)
@@ -93,7 +93,7 @@ def convert_cmd(
                                   "source's 'mapped' to the target's statistics (default: the model's)."),
 ) -> None:
     """Voice conversion: encode, then decode with the target speaker (several inputs: one batch)."""
-    from vqaudio.codec import conversion_paths, convert_files
+    from vqaudio.inference.codec import conversion_paths, convert_files
 
     inputs, outputs = conversion_paths(paths, out_dir)
     with _progress_bar("convert") as on_progress:
@@ -108,7 +108,7 @@ def speakers_cmd(model: Path | None = typer.Option(None, "--model", help=MODEL_H
     from rich.console import Console
     from rich.table import Table
 
-    from vqaudio.codec import load_codec
+    from vqaudio.inference.codec import load_codec
 
     loaded = load_codec(model, device="cpu")
     enrolled = dict(loaded.extra.get("enrolled") or {})
@@ -129,7 +129,7 @@ def enroll_cmd(
     replace: bool = typer.Option(False, "--replace", help="Enrol NAME again when the model already has it."),
 ) -> None:
     """Enrol a new target voice from a few recordings: learns its speaker embedding, everything else frozen."""
-    from vqaudio.enroll import enroll
+    from vqaudio.training.enroll import enroll
 
     with _progress_bar(f"enrol {name}") as on_progress:
         result = enroll(model, name, audio, out, steps=steps, seed=seed, replace=replace,

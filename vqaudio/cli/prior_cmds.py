@@ -1,4 +1,4 @@
-"""`vqaudio train-prior` and `vqaudio sample`: thin commands over vqaudio.prior_train and vqaudio.sampling."""
+"""`vqaudio train-prior` and `vqaudio sample`: thin commands over `vqaudio.training.prior`, `inference.sampling`."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def train_prior_cmd(
     Writes EXP_DIR/prior.pt and EXP_DIR/prior_scores.json. Under torchrun it trains with DDP.
     """
     from vqaudio.config import load_config
-    from vqaudio.prior_train import train_prior
+    from vqaudio.training.prior import train_prior
 
     extra = [f"prior_train.max_steps={max_steps}"] if max_steps is not None else []
     cfg = load_config(config, list(overrides) + extra)
@@ -63,7 +63,7 @@ def sample_cmd(
     """Generate new speech: sample codes from the latent prior, decode them in a speaker's voice."""
     from vqaudio.audio import save_audio
     from vqaudio.fileio import atomic_path
-    from vqaudio.sampling import sample_speech
+    from vqaudio.inference.sampling import sample_speech
 
     result = sample_speech(prior, model, speaker, seconds, temperature, seed)
     save_audio(out, result.wav, result.sample_rate)

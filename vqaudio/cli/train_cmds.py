@@ -1,4 +1,4 @@
-"""`vqaudio train` (the VQ-VAE) and `vqaudio export` (a model file in fp16): thin calls into vqaudio.vqvae_train."""
+"""`vqaudio train` (the VQ-VAE) and `vqaudio export` (a model file in fp16): thin calls into vqaudio.training.vqvae."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def train_command(
     """
     from vqaudio.config import load_config
     from vqaudio.progress import console
-    from vqaudio.vqvae_train import train_vqvae
+    from vqaudio.training.vqvae import train_vqvae
 
     extra = [f"train.max_steps={max_steps}"] if max_steps is not None else []
     cfg = load_config(config, list(overrides) + extra)

@@ -38,7 +38,7 @@ from vqaudio.progress import progress
 
 FEATURES_VERSION = 1  # part of the cache key: bump when `analyze` changes what it computes
 F0_METHODS = ("harvest", "dio")
-F0_MODES = ("predicted", "mapped")  # F0 in conversion (vqaudio.vocode): the decoder's, or the source's mapped
+F0_MODES = ("predicted", "mapped")  # F0 in conversion (vqaudio.inference.vocode): the decoder's, or the source's mapped
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`vqaudio evaluate-enrollment`: conversion to voices the model never heard, enrolled from a few recordings.
 
 For each held-out speaker of `DATA_DIR/test_unseen` (never seen in training): `n_enroll` of its utterances (evenly
-spaced over its list) enrol it (`vqaudio.enroll.enroll_voice`; every voice into one model, written once as
+spaced over its list) enrol it (`vqaudio.training.enroll.enroll_voice`; every voice into one model, written once as
 `OUT_DIR/enrolled.pt`), its other utterances are kept for scoring. Training speakers' `test` utterances are then
 converted to each enrolled voice and judged by the toolkit's speaker-ID (`vqaudio.evaluate.speaker_id`), trained on
 training speakers' train utterances and on half of the held-out speakers' scoring utterances (never on enrolment
@@ -42,7 +42,7 @@ def enrolment_split(data: DataDir, n_enroll: int) -> dict[str, tuple[list[str], 
 def _enrol_all(model_path: str | os.PathLike | None, unseen: DataDir, plan: dict, out: Path, steps: int,
                seed: int) -> dict[str, float]:
     """Enrol every planned voice into one model, written to OUT/enrolled.pt; returns seconds per voice."""
-    from vqaudio.enroll import enroll_voice, save_enrolled
+    from vqaudio.training.enroll import enroll_voice, save_enrolled
 
     loaded, _ = load(model_path)
     loaded.model.cpu()

@@ -1,6 +1,6 @@
 """What `vqaudio probe` and `vqaudio evaluate` run: load splits, encode them, and assemble the figures.
 
-Utterances are cut to a multiple of the hop before encoding (as `vqaudio.prior.encode_utterance`), so
+Utterances are cut to a multiple of the hop before encoding (as `vqaudio.inference.prior.encode_utterance`), so
 code n covers samples [n * hop, (n + 1) * hop) of the cut waveform, and every reconstruction has the
 length of the cut source. Subsets (`max_utts`) are evenly spaced over the byte-sorted utterance list,
 so they are deterministic and cover every speaker of a split in proportion.
@@ -62,7 +62,7 @@ def split_dir(data_dir: str | os.PathLike, split: str) -> Path:
 
 def encode_wav(loaded: Any, wav: np.ndarray) -> np.ndarray:
     """Codes int64 [N] of a waveform [T] already cut to N * hop samples (the codec library's encoder)."""
-    from vqaudio.codec import encode
+    from vqaudio.inference.codec import encode
 
     return encode(loaded, np.ascontiguousarray(wav, np.float32))
 
@@ -115,7 +115,7 @@ def load_split(loaded: Any, data_dir: str | os.PathLike, split: str, max_utts: i
 
 def load(model_path: str | os.PathLike | None) -> tuple[Any, Path]:
     """The model at `model_path` (default: the codec library's resolution), and the path it came from."""
-    from vqaudio.codec import default_model_path, load_codec
+    from vqaudio.inference.codec import default_model_path, load_codec
 
     path = Path(model_path) if model_path is not None else default_model_path()
     return load_codec(path), path
@@ -179,9 +179,9 @@ def decode_codes(loaded: Any, codes: list[np.ndarray], speakers: list[str], temp
                  seed: int = 0, label: str = "decode", sources: list[np.ndarray] | None = None
                  ) -> list[np.ndarray]:
     """Waveforms [N_i * hop] decoded from codes [N_i], each in its speaker's voice (ids of `loaded.speakers`),
-    in one batch through the codec library (`vqaudio.codec.synthesize`), with a progress bar. `sources`: the
+    in one batch through the codec library (`vqaudio.inference.codec.synthesize`), with a progress bar. `sources`: the
     waveforms the codes came from (the vocoder kind's F0 mapping uses them, as `vqaudio convert` does)."""
-    from vqaudio.codec import speaker_index, synthesize
+    from vqaudio.inference.codec import speaker_index, synthesize
 
     index = [speaker_index(loaded, s) for s in speakers]
     with progress() as bar:
@@ -207,7 +207,7 @@ def entropy_bitrate(prior_path: str | None, loaded: Any, split: SplitData) -> tu
     if not prior_path:
         return float("nan"), "entropy-coded bitrate: skipped (no --prior given)"
     try:
-        from vqaudio.prior import CodeSet, check_pair, load_prior, prior_nll_bits
+        from vqaudio.inference.prior import CodeSet, check_pair, load_prior, prior_nll_bits
     except ImportError:
         return float("nan"), "entropy-coded bitrate: skipped (this vqaudio has no latent prior)"
     prior = load_prior(prior_path)

@@ -5,7 +5,7 @@ bool, None, lists, tuples, dicts with str keys), tagged `{"format": "vqaudio-<ki
 It is read with `torch.load(weights_only=True)`, so a file holding pickled objects is refused rather
 than executed. Three kinds share this format: `model` (the VQ-VAE, `save_model` / `load_model`),
 `prior` (the latent prior, written by the prior's code with `save_model_file`) and `checkpoint`
-(training state, `vqaudio.checkpoint`).
+(training state, `vqaudio.training.checkpoint`).
 
     save_model("exp/model.pt", vqvae, cfg.model, speakers, speaker_info)
     loaded = load_model("exp/model.pt")   # LoadedModel: model (eval), config, speakers, identity, ...

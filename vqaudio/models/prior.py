@@ -2,7 +2,7 @@
 
 After the VQ-VAE is trained, an autoregressive model p(c_t | c_<t, speaker) over its codes
 gives ancestral sampling of new speech and the measure of how compressible the codes are
-(`vqaudio.entropy` codes them under it). The network is `vqaudio.models.wavenet.WaveNet`
+(`vqaudio.inference.bitstream` codes them under it). The network is `vqaudio.models.wavenet.WaveNet`
 with `classes = K`, no local conditioning and, optionally, a speaker embedding.
 
 Speaker conditioning has one extra embedding row, `unknown_speaker` (index n_speakers), trained
@@ -97,7 +97,7 @@ class LatentPrior(nn.Module):
     def stepper(self, speaker: int | None, backend: str = "numba") -> PriorStepper | NumbaPriorStepper:
         """Cached incremental path for one sequence (what arithmetic coding runs on both sides).
 
-        backend: "numba" (the compiled CPU loop of `vqaudio.numba_loop`, ~100x faster on CPU) or "eager"
+        backend: "numba" (the compiled CPU loop of `vqaudio.inference.numba_loop`, ~100x faster on CPU) or "eager"
         (`WaveNet.step` in torch, on the prior's device). The two agree to float tolerance, not bit for bit.
         """
         if backend == "numba":
@@ -110,7 +110,7 @@ class LatentPrior(nn.Module):
 class PriorStepper:
     """Step the prior one code at a time, batch 1, through `WaveNet.step` with cached state.
 
-    Call `next_logits()` then `feed(code)` alternately. Encoder and decoder of `vqaudio.entropy`
+    Call `next_logits()` then `feed(code)` alternately. Encoder and decoder of `vqaudio.inference.bitstream`
     both use this path, so they see bit-identical logits on one machine.
     """
 
@@ -138,10 +138,10 @@ class PriorStepper:
 
 
 class NumbaPriorStepper:
-    """The same protocol as `PriorStepper`, on the compiled loop of `vqaudio.numba_loop` (teacher-forced, batch 1)."""
+    """The same protocol as `PriorStepper`, on the compiled loop of `inference.numba_loop` (teacher-forced, batch 1)."""
 
     def __init__(self, prior: LatentPrior, speaker: int | None):
-        from vqaudio.numba_loop import NumbaGenerator, extract_weights
+        from vqaudio.inference.numba_loop import NumbaGenerator, extract_weights
 
         with torch.inference_mode():
             cond = prior.conditioning(speaker, 1).float().cpu()  # [1, L*G, 1]

@@ -34,9 +34,9 @@ python - "$exp" "$dest" <<'EOF'
 import sys
 from pathlib import Path
 
-from vqaudio.checkpoint import last_records
+from vqaudio.training.checkpoint import last_records
 from vqaudio.models.io import load_model
-from vqaudio.prior import load_prior
+from vqaudio.inference.prior import load_prior
 
 exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
 

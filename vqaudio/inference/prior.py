@@ -66,9 +66,9 @@ def load_codeset(path: Path) -> CodeSet | None:
 
 def encode_utterance(loaded: Any, path: str) -> np.ndarray:
     """Codes int64 [ceil(T / hop)] of one audio file under a `LoadedModel`, exactly as `vqaudio encode` gives
-    them (`vqaudio.codec.encode`), so the prior models the codes the codec will compress."""
+    them (`vqaudio.inference.codec.encode`), so the prior models the codes the codec will compress."""
     from vqaudio.audio import load_audio
-    from vqaudio.codec import encode
+    from vqaudio.inference.codec import encode
 
     return encode(loaded, load_audio(path, loaded.sample_rate))
 
@@ -275,15 +275,15 @@ class CompressResult:
 
 def compress_file(input_path: str | os.PathLike, output_path: str | os.PathLike, model: str | os.PathLike | None = None,
                   prior: str | os.PathLike | None = None, speaker: str | None = None) -> CompressResult:
-    """`vqaudio encode IN OUT.vqc --compress`: audio -> codes (`vqaudio.codec.encode`) -> arithmetic-coded `.vqc`.
+    """`vqaudio encode IN OUT.vqc --compress`: audio -> codes (`inference.codec.encode`) -> arithmetic-coded `.vqc`.
 
     `model` / `prior` None: the codec's default model / the shipped prior. `speaker`: a speaker id of the
     model to condition the prior on and to record in the file (None: the prior's unknown speaker).
     """
     from vqaudio.audio import load_audio
-    from vqaudio.codec import encode, load_codec, speaker_index
-    from vqaudio.entropy import save_compressed
-    from vqaudio.sampling import resolve_prior_path
+    from vqaudio.inference.bitstream import save_compressed
+    from vqaudio.inference.codec import encode, load_codec, speaker_index
+    from vqaudio.inference.sampling import resolve_prior_path
 
     loaded = load_codec(model)
     loaded_prior = load_prior(resolve_prior_path(prior))
@@ -299,9 +299,9 @@ def decompress_file(vqc_path: str | os.PathLike, model: str | os.PathLike | None
 
     Refuses (VQCError, one line) a corrupt file or one made with another VQ-VAE or prior.
     """
-    from vqaudio.codec import load_codec
-    from vqaudio.entropy import load_compressed, read_vqc
-    from vqaudio.sampling import resolve_prior_path
+    from vqaudio.inference.bitstream import load_compressed, read_vqc
+    from vqaudio.inference.codec import load_codec
+    from vqaudio.inference.sampling import resolve_prior_path
 
     read_vqc(vqc_path)  # a corrupt or truncated file is refused before any model is loaded
     loaded = load_codec(model)

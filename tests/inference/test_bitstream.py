@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from vqaudio import entropy
-from vqaudio.entropy import (
+from vqaudio.inference import bitstream as entropy
+from vqaudio.inference.bitstream import (
     FREQ_BITS,
     ArithmeticDecoder,
     ArithmeticEncoder,

@@ -1,6 +1,6 @@
 """Decoding for the frame-level ("vocoder") decoder kind: codes -> WORLD features -> waveform.
 
-`vqaudio.codec.synthesize` hands vocoder-kind models here. All utterances of a call run through the decoder as
+`vqaudio.inference.codec.synthesize` hands vocoder-kind models here. All utterances of a call run through the decoder as
 one padded batch (at most `max_frames` frames at a time), then each is rendered by WORLD synthesis.
 
 F0 in conversion (`f0_mode`):

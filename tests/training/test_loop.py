@@ -13,19 +13,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers.train_fixtures import make_data_root, quick_config
 from typer.testing import CliRunner
 
-from vqaudio import checkpoint as ckpt
 from vqaudio.cli import app
 from vqaudio.config import load_config
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import ConfigError, ModelFileError
 from vqaudio.models.io import load_model
-from vqaudio.train import lr_at
-from vqaudio.vqvae_train import train_vqvae
-
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers.train_fixtures import make_data_root, quick_config  # noqa: E402
+from vqaudio.training import checkpoint as ckpt
+from vqaudio.training.loop import lr_at
+from vqaudio.training.vqvae import train_vqvae
 
 LOSS_KEYS = ("loss", "recon", "spectral_l1", "lf0_l1", "vq_loss", "commitment", "perplexity", "grad_norm", "lr",
              "codes_used")  # the quick preset's vocoder decoder

@@ -6,12 +6,12 @@ a pass over the receptive field. One entry point, `generate`, picks the path:
 - ``naive``: recompute the whole receptive field for every sample (a reference for the benchmark only).
 - ``eager``: the model's own cached `WaveNet.step` in PyTorch, one sample at a time (on CUDA: batched on
   the device under `torch.inference_mode`).
-- ``numba``: the fast CPU path (`vqaudio.numba_loop`): each layer's k dilated taps fused into one matrix
+- ``numba``: the fast CPU path (`vqaudio.inference.numba_loop`): each layer's k dilated taps fused into one matrix
   product, the per-sample loop compiled, the B columns (utterances, or segments of one utterance) sharing
   every matrix product; column groups run on `threads` threads (the loop releases the GIL; BLAS is kept to
   one thread each).
 
-Sampling is the same on every CPU path (`vqaudio.numba_loop.sample_rows`): softmax with temperature
+Sampling is the same on every CPU path (`vqaudio.inference.numba_loop.sample_rows`): softmax with temperature
 (float32 exp, float64 sums) and the inverse CDF at a uniform drawn beforehand from
 `numpy.random.default_rng(seed)`, so the eager and numba paths give identical samples for the same seed (up
 to a float32 logit rounding that lands exactly on a CDF step).
@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from vqaudio.numba_loop import NumbaGenerator, WaveNetWeights, extract_weights, sample_rows
+from vqaudio.inference.numba_loop import NumbaGenerator, WaveNetWeights, extract_weights, sample_rows
 
 METHODS = ("auto", "naive", "eager", "numba")
 _CHUNK = 2048  # samples generated between progress callbacks (and uniforms drawn at once)

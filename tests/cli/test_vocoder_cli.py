@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers.train_fixtures import make_data_root, synthetic_wav
 from typer.testing import CliRunner
 
-from vqaudio import codec
 from vqaudio.cli import app
 from vqaudio.config import load_config
+from vqaudio.inference import codec
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers.train_fixtures import make_data_root, synthetic_wav  # noqa: E402
 
 runner = CliRunner()
 SR = 16000

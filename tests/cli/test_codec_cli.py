@@ -9,8 +9,8 @@ import torch
 from helpers.tiny_models import tiny_config
 from typer.testing import CliRunner
 
-from vqaudio import codec
 from vqaudio.cli import app
+from vqaudio.inference import codec
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
 

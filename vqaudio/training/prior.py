@@ -1,9 +1,9 @@
-"""Training the latent prior with the one training loop (`vqaudio.train`): the prior's task, and `train_prior`.
+"""Training the latent prior with the one training loop (`vqaudio.training.loop`): the prior's task, and `train_prior`.
 
     report = train_prior("data", "exp/prior", "exp/vqvae/model.pt", load_config("mini"))
     print(report.scores.nll_bits, report.scores.bits_per_second)
 
-Files in EXP_DIR: `codes/{train,dev}.npz` (code cache, see `vqaudio.prior.extract_codes`), the training
+Files in EXP_DIR: `codes/{train,dev}.npz` (code cache, see `vqaudio.inference.prior.extract_codes`), the training
 loop's `config.yaml`, `log.jsonl`, `checkpoints/`, the exported `prior.pt` (a `vqaudio-prior` file recording
 the VQ-VAE's identity) and `prior_scores.json` (validation NLL beside the unigram entropy and log2 K).
 """
@@ -23,14 +23,14 @@ from torch import Tensor, nn
 
 from vqaudio.config import Config
 from vqaudio.fileio import atomic_write_text
+from vqaudio.inference.prior import CodeSet, CodeWindows, PriorScores, extract_codes, save_prior, score_prior
 from vqaudio.models.prior import IGNORE, LatentPrior, build_prior
-from vqaudio.prior import CodeSet, CodeWindows, PriorScores, extract_codes, save_prior, score_prior
 
 Batch = tuple[Tensor, Tensor, Tensor]  # codes [B, S], targets [B, S], speaker [B]
 
 
 class PriorTask:
-    """The prior's part of training (the `vqaudio.train.Task` protocol): windows of codes, NLL loss."""
+    """The prior's part of training (the `vqaudio.training.loop.Task` protocol): windows of codes, NLL loss."""
 
     kind = "prior"
     train_section = "prior_train"
@@ -98,7 +98,7 @@ def train_prior(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, model_p
     """
     from vqaudio.data.dataset import resolve_data_dir
     from vqaudio.models.io import load_model
-    from vqaudio.train import train
+    from vqaudio.training.loop import train
 
     loaded = load_model(model_path)
     exp_dir = Path(exp_dir)

@@ -47,7 +47,7 @@ class EnrollResult:
 def audio_files(paths: list[str | os.PathLike]) -> list[Path]:
     """Files and the audio files (.wav .flac .ogg, searched recursively) of folders, in order; refuses a missing
     path or an empty folder."""
-    from vqaudio.codec import AUDIO_SUFFIXES
+    from vqaudio.inference.codec import AUDIO_SUFFIXES
 
     out: list[Path] = []
     for p in map(Path, paths):
@@ -167,8 +167,8 @@ def enroll_voice(loaded, name: str, audio: list[str | os.PathLike], steps: int =
     Deterministic for a given seed.
     """
     from vqaudio.audio import load_audio
-    from vqaudio.codec import encode
     from vqaudio.data.world import WorldSettings, analyze
+    from vqaudio.inference.codec import encode
 
     _check_model(loaded, name, replace)
     if steps < 1:
@@ -211,8 +211,8 @@ def enroll(model_path: str | os.PathLike | None, name: str, audio: list[str | os
     """`vqaudio enroll`: enrol voice `name` from `audio` into the model at `model_path` (default: the codec's default
     model) and write the result to `out_path` (refused when it is the model or one of the inputs). See
     `enroll_voice` for what is refused; the new file records the enrolment in `extra["enrolled"][name]`."""
-    from vqaudio.codec import default_model_path, load_codec
     from vqaudio.fileio import refuse_same_path
+    from vqaudio.inference.codec import default_model_path, load_codec
 
     source = Path(model_path) if model_path is not None else default_model_path()
     refuse_same_path([source, *[Path(a) for a in audio]], Path(out_path))

@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers.tiny_models import tiny_config
 
-from vqaudio import codec
 from vqaudio.errors import VQAudioError
+from vqaudio.inference import codec
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
 
@@ -116,7 +116,7 @@ def test_crossfades_sum_to_one() -> None:
 
 
 def test_synthesize_batches_segments_and_is_reproducible(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vqaudio.generate as gen
+    import vqaudio.inference.generate as gen
 
     calls, real = [], gen.generate
 
@@ -139,7 +139,7 @@ def test_synthesize_batches_segments_and_is_reproducible(loaded, monkeypatch: py
 def test_segments_cover_the_input_in_whole_columns(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
     """4 s in 0.25 s segments is 16 columns: segment length rounds up (62.5 frames rounded down made 17 columns,
     and RTF 0.59 instead of 0.44 in benchmarks/generation_speed.py)."""
-    import vqaudio.generate as gen
+    import vqaudio.inference.generate as gen
 
     shapes = []
 

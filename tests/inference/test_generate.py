@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers.tiny_models import UPSAMPLE, tiny_wavenet
 
-from vqaudio.generate import (
+from vqaudio.inference.generate import (
     cached_logits,
     generate,
     resolve_method,
@@ -68,7 +68,7 @@ def test_window_logits_match_forward_over_the_receptive_field() -> None:
 
 def test_same_seed_same_samples_on_every_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """eager, numba (one and two threads) and naive draw identical sequences from the same seed."""
-    monkeypatch.setattr("vqaudio.generate._CHUNK", 128)  # cross chunk boundaries, where uniforms are drawn again
+    monkeypatch.setattr("vqaudio.inference.generate._CHUNK", 128)  # cross chunk boundaries
     net = tiny_wavenet()
     n = 300
     _, _, cond = conditioning(net, 3, n // UPSAMPLE + 1)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
-from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
+from helpers import ddp_worker
+from helpers.train_fixtures import make_data_root, quick_config
 
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers import ddp_worker  # noqa: E402
-from helpers.train_fixtures import make_data_root, quick_config  # noqa: E402
-
-from vqaudio.models import build_vqvae  # noqa: E402
+from vqaudio.models import build_vqvae
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Training the VQ-VAE with the one training loop (`vqaudio.train`): the VQ-VAE's task, and `train_vqvae`.
+"""Training the VQ-VAE with the one training loop (`vqaudio.training.loop`): the VQ-VAE's task, and `train_vqvae`.
 
     result = train_vqvae("data/embedded", "exp/mini", load_config("mini"))
     print(result.valid["recon"], result.model_path)   # "nll" (nats/sample) for the wavenet decoder kind
@@ -26,7 +26,7 @@ from vqaudio.data.kaldi import DataDir
 from vqaudio.data.world import WorldSettings
 from vqaudio.errors import ConfigError
 from vqaudio.models.io import save_model
-from vqaudio.train import TrainResult, train
+from vqaudio.training.loop import TrainResult, train
 
 
 @dataclass

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers.train_fixtures import make_data_root
 from typer.testing import CliRunner
 
 from vqaudio.cli import app
 from vqaudio.config import load_config
+from vqaudio.inference.prior import load_prior
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import load_model, save_model
-from vqaudio.prior import load_prior
-
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers.train_fixtures import make_data_root  # noqa: E402
 
 SETS = ["--set", "prior_train.threads=1", "--set", "prior_train.batch_size=2", "--set", "prior.segment_codes=16",
         "--set", "prior_train.log_every=1", "--set", "prior_train.max_minutes=0"]
@@ -107,9 +103,9 @@ def test_train_prior_refuses_missing_model(tmp_path) -> None:
 
 def test_compress_file_round_trip(trained, tmp_path) -> None:
     from vqaudio.audio import load_audio
-    from vqaudio.codec import encode, load_codec
-    from vqaudio.entropy import VQCError
-    from vqaudio.prior import compress_file, decompress_file
+    from vqaudio.inference.bitstream import VQCError
+    from vqaudio.inference.codec import encode, load_codec
+    from vqaudio.inference.prior import compress_file, decompress_file
 
     wav_path = sorted((trained["data"] / "audio").glob("p226_dev*.flac"))[0]
     prior = trained["exp"] / "prior.pt"
@@ -126,9 +122,9 @@ def test_compress_file_round_trip(trained, tmp_path) -> None:
 
 
 def test_sample_without_prior_says_how_to_get_one(trained, tmp_path, monkeypatch) -> None:
-    import vqaudio.sampling
+    import vqaudio.inference.sampling
 
-    monkeypatch.setattr(vqaudio.sampling, "PRETRAINED_PRIOR", tmp_path / "none.pt")
+    monkeypatch.setattr(vqaudio.inference.sampling, "PRETRAINED_PRIOR", tmp_path / "none.pt")
     result = CliRunner().invoke(app, ["sample", str(tmp_path / "x.wav"), "--speaker", "p225", "--model",
                                       str(trained["model"])])
     assert result.exit_code == 1 and "no --prior given" in result.output and "train-prior" in result.output

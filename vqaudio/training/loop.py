@@ -8,21 +8,21 @@ model. `train(task, config, exp_dir)` does the rest, the same for every model:
   gradient clipping; steps whose gradient is not finite are skipped (10 in a row stop the run).
 - bf16 autocast on CUDA (`amp`); CPU or CUDA picked automatically; `threads` sets torch's CPU threads.
 - `EXP_DIR/config.yaml` written on the first run; re-running resumes from the latest checkpoint and refuses
-  a changed config (except `vqaudio.checkpoint.RESUMABLE_KEYS`) unless `force=True`. A resumed run is the
+  a changed config (except `vqaudio.training.checkpoint.RESUMABLE_KEYS`) unless `force=True`. A resumed run is the
   same run: model, optimiser, step (the learning-rate schedule is a function of it), RNG states, and the
   task's data, drawn per step from (seed, rank, step). One process resumes to bit-identical losses; under
   DDP ranks other than 0 reseed from (seed, rank, step). `max_minutes` counts training time over all
   resumptions; a finished run re-run does nothing more. Raising `max_steps` stretches the cosine schedule.
 - `EXP_DIR/log.jsonl`: one JSON record per line (`kind`: start, train, valid); on resume records after the
   checkpoint's step are dropped, so the log always describes one run.
-- Checkpoints every `checkpoint_every` steps and at the end (`vqaudio.checkpoint`), the exported model
+- Checkpoints every `checkpoint_every` steps and at the end (`vqaudio.training.checkpoint`), the exported model
   rewritten with each one. Ctrl-C or SIGTERM: the step in progress finishes, a checkpoint is written and the
   result says `stop_reason == "interrupted"` (a second Ctrl-C aborts at once; the last checkpoint stays good).
 - Under `torchrun` (RANK / WORLD_SIZE set) it trains with DistributedDataParallel: NCCL on CUDA, Gloo on
   CPU, every rank on its own data stream, only rank 0 writes files.
 
 Writing a task for another model: give it the attributes and methods of `Task` (see
-`vqaudio.vqvae_train.VQVAETask` and `vqaudio.prior_train.PriorTask`), then `train(MyTask(...), cfg, exp_dir)`. Its
+`vqaudio.training.vqvae.VQVAETask` and `vqaudio.training.prior.PriorTask`), then `train(MyTask(...), cfg, exp_dir)`. Its
 `train_section` names the `TrainConfig` to use (`"prior_train"`) and `config_sections` the config sections
 a resumed run must match (`("prior", "prior_train")`).
 """
@@ -45,10 +45,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from vqaudio import checkpoint as ckpt
 from vqaudio.config import Config, TrainConfig, to_dict
 from vqaudio.errors import ConfigError, ModelFileError, VQAudioError
 from vqaudio.progress import progress
+from vqaudio.training import checkpoint as ckpt
 
 MAX_SKIPPED_STEPS = 10
 

@@ -12,11 +12,9 @@ import torch
 from vqaudio.audio import save_audio
 from vqaudio.config import EncoderConfig, ModelConfig, PriorConfig, VQConfig, WaveNetConfig
 from vqaudio.data.kaldi import DataDir
-from vqaudio.entropy import compress_codes, decompress_codes, ideal_bits
 from vqaudio.errors import ModelFileError, VQAudioError
-from vqaudio.models import build_vqvae
-from vqaudio.models.prior import IGNORE, LatentPrior
-from vqaudio.prior import (
+from vqaudio.inference.bitstream import compress_codes, decompress_codes, ideal_bits
+from vqaudio.inference.prior import (
     CodeSet,
     CodeWindows,
     extract_codes,
@@ -27,6 +25,8 @@ from vqaudio.prior import (
     save_prior,
     unigram_bits,
 )
+from vqaudio.models import build_vqvae
+from vqaudio.models.prior import IGNORE, LatentPrior
 
 K = 32
 
@@ -141,7 +141,7 @@ def test_extract_codes_is_cached_per_identity(tmp_path, monkeypatch) -> None:
     assert [len(c) for c in codeset.codes] == [math.ceil(len(_wav(0.05 + 0.01 * i, 1, 0)) / 4) for i in range(4)]
     assert codeset.speakers.tolist() == [0, 0, 1, -1]  # p999 is not one of the model's speakers
     calls = []
-    import vqaudio.prior as lib
+    import vqaudio.inference.prior as lib
 
     monkeypatch.setattr(lib, "encode_utterance", lambda m, p: calls.append(p) or np.zeros(3, np.int64))
     again = extract_codes(_fake_model(), data.path, cache)
@@ -220,7 +220,7 @@ def test_model_file_is_not_a_prior(tmp_path) -> None:
 @pytest.mark.parametrize("method", ["numba", "eager"])
 def test_cached_sampling_matches_full_forward(method) -> None:
     """Greedy (temperature 0) cached sampling picks, at every step, the argmax of the full forward pass."""
-    from vqaudio.sampling import sample_codes
+    from vqaudio.inference.sampling import sample_codes
 
     prior = tiny_prior(seed=3)
     codes = sample_codes(prior, 60, 1, temperature=0.0, seed=0, method=method)
@@ -230,7 +230,7 @@ def test_cached_sampling_matches_full_forward(method) -> None:
 
 
 def test_sampling_is_reproducible_with_a_seed() -> None:
-    from vqaudio.sampling import sample_codes
+    from vqaudio.inference.sampling import sample_codes
 
     prior = tiny_prior(seed=4)
     a = sample_codes(prior, 200, 0, temperature=1.0, seed=11)
@@ -241,7 +241,7 @@ def test_sampling_is_reproducible_with_a_seed() -> None:
 
 
 def test_compressed_file_round_trip_and_refusals(tmp_path) -> None:
-    from vqaudio.entropy import VQCError, load_compressed, save_compressed
+    from vqaudio.inference.bitstream import VQCError, load_compressed, save_compressed
 
     save_prior(tmp_path / "prior.pt", tiny_prior(), ["a", "b", "c"], "vqvae-1")
     loaded = load_prior(tmp_path / "prior.pt")
@@ -263,9 +263,9 @@ def test_prior_task_learns_predictable_codes_on_the_training_loop(tmp_path) -> N
     """The shared training loop drives PriorTask: on periodic codes the dev NLL falls far below log2 K,
     and arithmetic coding under the trained prior costs about that NLL."""
     from vqaudio.config import load_config
-    from vqaudio.prior import load_prior, score_prior
-    from vqaudio.prior_train import PriorTask
-    from vqaudio.train import train
+    from vqaudio.inference.prior import load_prior, score_prior
+    from vqaudio.training.loop import train
+    from vqaudio.training.prior import PriorTask
 
     period = np.array([3, 17, 5, 30, 8])  # each code determines the next
     utts = [np.tile(np.roll(period, i), 20) for i in range(4)]

@@ -364,7 +364,7 @@ def save_compressed(path: str | os.PathLike, loaded_prior, codes: np.ndarray, sp
                     model_identity: str, backend: str = "numba") -> int:
     """`vqaudio encode --compress`: write codes [N] of the VQ-VAE `model_identity` as a `.vqc` file.
 
-    `loaded_prior`: a `vqaudio.prior.LoadedPrior` trained on that VQ-VAE's codes. `speaker`: the speaker
+    `loaded_prior`: a `vqaudio.inference.prior.LoadedPrior` trained on that VQ-VAE's codes. `speaker`: the speaker
     index (in the VQ-VAE's list) to record and condition the prior on, or None. Returns the file size in bytes.
     """
     if loaded_prior.model_identity != model_identity:
@@ -378,7 +378,7 @@ def save_compressed(path: str | os.PathLike, loaded_prior, codes: np.ndarray, sp
 
 def load_compressed(path: str | os.PathLike, loaded_prior, model_identity: str) -> tuple[np.ndarray, int | None]:
     """`vqaudio decode X.vqc`: (codes int64 [N], speaker index or None) of a `.vqc` file, checked against
-    the VQ-VAE `model_identity` and the prior `loaded_prior` (a `vqaudio.prior.LoadedPrior`)."""
+    the VQ-VAE `model_identity` and the prior `loaded_prior` (a `vqaudio.inference.prior.LoadedPrior`)."""
     p = Path(path)
     if not p.is_file():
         raise VQCError(f"{p}: no such .vqc file")

@@ -20,7 +20,7 @@ import torch
 from vqaudio.errors import VQAudioError
 from vqaudio.models.prior import LatentPrior
 
-PRETRAINED_PRIOR = Path(__file__).parent / "pretrained" / "prior.pt"
+PRETRAINED_PRIOR = Path(__file__).parents[1] / "pretrained" / "prior.pt"
 
 
 def resolve_prior_path(path: str | os.PathLike | None) -> Path:
@@ -38,9 +38,9 @@ def sample_codes(prior: LatentPrior, n_codes: int, speaker: int | None, temperat
     """Ancestral sampling of `n_codes` codes (int64 [n_codes]) from the prior, by cached generation.
 
     `speaker`: index in the prior's speakers, or None (the unknown-speaker row). The same seed gives the
-    same codes (on the CPU paths of `vqaudio.generate`).
+    same codes (on the CPU paths of `vqaudio.inference.generate`).
     """
-    from vqaudio.generate import generate
+    from vqaudio.inference.generate import generate
 
     if n_codes < 1:
         raise VQAudioError(f"nothing to sample: {n_codes} codes requested")
@@ -62,8 +62,8 @@ def sample_speech(prior_path: str | os.PathLike | None, model_path: str | os.Pat
                   method: str = "auto") -> SampleResult:
     """Sample `seconds` of codes from the prior (conditioned on `speaker` when the prior is), decode them
     with the codec library in `speaker`'s voice. `model_path` None: the codec's default model."""
-    from vqaudio.codec import decode, load_codec, speaker_index
-    from vqaudio.prior import check_pair, load_prior
+    from vqaudio.inference.codec import decode, load_codec, speaker_index
+    from vqaudio.inference.prior import check_pair, load_prior
 
     if seconds <= 0:
         raise VQAudioError(f"--seconds must be > 0, got {seconds}")

@@ -3,7 +3,7 @@
 Each layer's k dilated taps are fused into one matrix product (weight [G, k*R] times the stacked buffer
 columns [k*R, B]), the per-sample loop runs compiled, and the B columns (utterances, or segments of one
 utterance) share every matrix product. The per-layer state is a ring buffer of past inputs (Fast WaveNet,
-Paine et al. 2016). `vqaudio.generate` drives it (threads, progress, sampling uniforms); the layout of the
+Paine et al. 2016). `vqaudio.inference.generate` drives it (threads, progress, sampling uniforms); the layout of the
 parameters it reads is in docs/DESIGN.md ("Models").
 """
 

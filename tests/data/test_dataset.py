@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers.train_fixtures import make_data_root
 
 from vqaudio.data.dataset import SegmentDataset, read_speaker_info, resolve_data_dir
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import DataError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers.train_fixtures import make_data_root  # noqa: E402
 
 
 def constant_dataset(segment: int = 256) -> SegmentDataset:

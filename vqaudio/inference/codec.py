@@ -8,7 +8,7 @@
 Long inputs run in bounded memory: the encoder reads chunks (5 s by default; 10 s chunks encoded 60 s ~1.2x
 slower on a 2-core VM; probably their activations fall out of cache) with its receptive field as overlap on both
 sides, so the codes equal those of one pass; the decoder generates 0.25-1 s segments, up to
-32 at once as the columns of one batch (`vqaudio.generate`), with 50 ms of overlap cross-faded linearly.
+32 at once as the columns of one batch (`vqaudio.inference.generate`), with 50 ms of overlap cross-faded linearly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 
 from vqaudio.errors import VQAudioError
 
-PRETRAINED_MODEL = Path(__file__).parent / "pretrained" / "vqvae.pt"
+PRETRAINED_MODEL = Path(__file__).parents[1] / "pretrained" / "vqvae.pt"
 MODEL_ENV = "VQAUDIO_MODEL"
 CODES_DTYPE = np.int16  # codes files: one int16 per frame (K <= 32767)
 
@@ -170,7 +170,7 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
                f0_mode: str | None = None) -> list[np.ndarray]:
     """Decode several code sequences (int [N_i] each) with speaker indices -> waveforms float32 [N_i * hop].
 
-    Vocoder-kind models: WORLD features from the decoder, rendered by WORLD (`vqaudio.vocode`; deterministic,
+    Vocoder-kind models: WORLD features from the decoder, rendered by WORLD (`vqaudio.inference.vocode`; deterministic,
     the sampling and segment arguments do not apply; `sources` and `f0_mode` choose the F0, see there).
     Wavenet-kind models:
     Every utterance is cut into segments (`segment_seconds`, default `auto_segment_seconds` of the total: 1 s
@@ -181,15 +181,15 @@ def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature
     on_progress(samples_done, samples_total) counts generated samples over all columns.
     """
     from vqaudio.audio import mu_law_decode
-    from vqaudio.generate import generate
-    from vqaudio.numba_loop import extract_weights
+    from vqaudio.inference.generate import generate
+    from vqaudio.inference.numba_loop import extract_weights
 
     if temperature < 0:
         raise VQAudioError(f"temperature must be >= 0 (0 = most likely sample), got {temperature}")
     if not codes:
         return []
     if loaded.model.kind == "vocoder":
-        from vqaudio.vocode import synthesize_codes
+        from vqaudio.inference.vocode import synthesize_codes
 
         return synthesize_codes(loaded, codes, speakers, sources, f0_mode, on_progress)
     hop, sr, wavenet = loaded.hop_length, loaded.sample_rate, loaded.model.decoder
@@ -245,7 +245,7 @@ def convert(loaded, wavs: list[np.ndarray], target_speaker: str, temperature: fl
     """Voice conversion: audio float32 [T_i] each -> the same content in `target_speaker`'s voice, [T_i] each.
 
     Encodes every input, then decodes all of them in one batch (their segments share the generator's loop).
-    Vocoder-kind models take F0 as `f0_mode` says (default: the model's; see `vqaudio.vocode`).
+    Vocoder-kind models take F0 as `f0_mode` says (default: the model's; see `vqaudio.inference.vocode`).
     """
     index = speaker_index(loaded, target_speaker)
     if f0_mode is not None and loaded.model.kind != "vocoder":
@@ -370,7 +370,7 @@ def decode_file(codes_path: Path, output_path: Path, speaker: str | None, model:
 
     refuse_same_path([Path(codes_path)], Path(output_path))
     if Path(codes_path).suffix == ".vqc":
-        from vqaudio.prior import decompress_file
+        from vqaudio.inference.prior import decompress_file
 
         loaded, codes, recorded = decompress_file(codes_path, model, prior)
         speaker = speaker or recorded

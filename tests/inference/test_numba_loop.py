@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from helpers.tiny_models import tiny_wavenet
 
-from vqaudio.generate import sample_torch
-from vqaudio.numba_loop import _exp_inplace, extract_weights, sample_rows
+from vqaudio.inference.generate import sample_torch
+from vqaudio.inference.numba_loop import _exp_inplace, extract_weights, sample_rows
 
 
 def test_sampler_matches_softmax_with_temperature() -> None:
