@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from vqaudio.errors import VQAudioError
-from vqaudio.evaluate.run import load, load_split
+from vqaudio.evaluate.splits import load, load_split
 
 
 def utterance_features(loaded, data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> code histograms [U, K], quantised mean + std [U, 2D], speaker labels [U] of every utterance of
-    `data_dir/split` (encoded as `vqaudio evaluate` encodes it: `vqaudio.evaluate.run.load_split`)."""
+    `data_dir/split` (encoded as `vqaudio evaluate` encodes it: `vqaudio.evaluate.splits.load_split`)."""
     encoded = load_split(loaded, data_dir, split, keep_audio=False)
     utts, k = encoded.utterances, len(encoded.codebook)
     hist = [np.bincount(encoded.codes[u], minlength=k) / len(encoded.codes[u]) for u in utts]

@@ -10,8 +10,8 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from vqaudio.cli import app
-from vqaudio.inference import codec, sampling
-from vqaudio.inference.prior import check_pair, load_prior
+from vqaudio.inference import codec
+from vqaudio.inference.prior import PRETRAINED_PRIOR, check_pair, load_prior
 from vqaudio.models.io import load_model
 
 SR = 16000
@@ -24,7 +24,7 @@ def no_model_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_shipped_files_fit_the_budget_and_pair():
-    model_file, prior_file = codec.PRETRAINED_MODEL, sampling.PRETRAINED_PRIOR
+    model_file, prior_file = codec.PRETRAINED_MODEL, PRETRAINED_PRIOR
     assert model_file.is_file() and prior_file.is_file()
     assert model_file.stat().st_size + prior_file.stat().st_size <= 15_000_000
     assert (model_file.parent / "MODEL_CARD.md").is_file()

@@ -19,6 +19,7 @@ from vqaudio.errors import AudioError
 from vqaudio.fileio import atomic_path
 
 DEFAULT_SAMPLE_RATE = 16000
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")  # what folders of audio are searched for
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, min_samples: int = 1,

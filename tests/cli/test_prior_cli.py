@@ -105,7 +105,7 @@ def test_compress_file_round_trip(trained, tmp_path) -> None:
     from vqaudio.audio import load_audio
     from vqaudio.inference.bitstream import VQCError
     from vqaudio.inference.codec import encode, load_codec
-    from vqaudio.inference.prior import compress_file, decompress_file
+    from vqaudio.inference.files import compress_file, decompress_file
 
     wav_path = sorted((trained["data"] / "audio").glob("p226_dev*.flac"))[0]
     prior = trained["exp"] / "prior.pt"
@@ -124,7 +124,7 @@ def test_compress_file_round_trip(trained, tmp_path) -> None:
 def test_sample_without_prior_says_how_to_get_one(trained, tmp_path, monkeypatch) -> None:
     import vqaudio.inference.sampling
 
-    monkeypatch.setattr(vqaudio.inference.sampling, "PRETRAINED_PRIOR", tmp_path / "none.pt")
+    monkeypatch.setattr(vqaudio.inference.prior, "PRETRAINED_PRIOR", tmp_path / "none.pt")
     result = CliRunner().invoke(app, ["sample", str(tmp_path / "x.wav"), "--speaker", "p225", "--model",
                                       str(trained["model"])])
     assert result.exit_code == 1 and "no --prior given" in result.output and "train-prior" in result.output

@@ -14,13 +14,9 @@ from vqaudio.cli import (
     app,
     prep_cmds,  # noqa: F401  (registers `data prepare` / `data align`)
 )
+from vqaudio.data.corpus import read_speaker_info
 from vqaudio.data.kaldi import DataDir, read_table, write_table
-from vqaudio.data.prepare import (
-    choose_heldout,
-    prepare,
-    read_speaker_info,
-    validate_data_dir,
-)
+from vqaudio.data.prepare import choose_heldout, prepare, validate_data_dir
 from vqaudio.data.textgrid import Alignment, Interval, write_textgrid
 from vqaudio.errors import DataError
 

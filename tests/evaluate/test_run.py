@@ -12,22 +12,22 @@ import torch
 
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import VQAudioError
-from vqaudio.evaluate import run
+from vqaudio.evaluate import run, splits
 
 
 def test_pick_is_even_and_deterministic():
     items = [f"u{i:02d}" for i in range(10)]
-    assert run.pick(items, None) == items and run.pick(items, 0) == items
-    assert run.pick(items, 3) == ["u00", "u04", "u09"] == run.pick(items, 3)
-    assert run.pick(items[:2], 5) == items[:2]
+    assert splits.pick(items, None) == items and splits.pick(items, 0) == items
+    assert splits.pick(items, 3) == ["u00", "u04", "u09"] == splits.pick(items, 3)
+    assert splits.pick(items[:2], 5) == items[:2]
 
 
 def test_choose_targets_checks_names_and_spreads_by_default():
     loaded = SimpleNamespace(speakers=["p225", "p226", "p227", "p228"])
-    assert run.choose_targets(loaded, ["p225", "p226", "p228"], run.EvaluateOptions(n_targets=2)) == ["p225", "p228"]
-    assert run.choose_targets(loaded, loaded.speakers, run.EvaluateOptions(targets=["p227"])) == ["p227"]
+    assert splits.choose_targets(loaded, ["p225", "p226", "p228"], None, 2) == ["p225", "p228"]
+    assert splits.choose_targets(loaded, loaded.speakers, ["p227"], 2) == ["p227"]
     with pytest.raises(VQAudioError, match="p999"):
-        run.choose_targets(loaded, loaded.speakers, run.EvaluateOptions(targets=["p999"]))
+        splits.choose_targets(loaded, loaded.speakers, ["p999"], 2)
 
 
 def test_mfcc_frames_rate_and_centres():
@@ -49,7 +49,7 @@ def _tiny_model_and_split():
                              config=cfg.model)
     codes = {"a_001": np.arange(50) % 32, "b_001": np.zeros(40, dtype=np.int64)}
     data = DataDir(path=Path("x"), wav_scp={u: "-" for u in codes}, utt2spk={"a_001": "a", "b_001": "b"})
-    split = run.SplitData("test", data, sorted(codes), {}, codes)
+    split = splits.SplitData("test", data, sorted(codes), {}, codes)
     return cfg, loaded, split
 
 

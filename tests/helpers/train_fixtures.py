@@ -1,7 +1,6 @@
 """Tiny data dirs of synthetic audio and tiny configs for the training tests (no corpus build, no network).
 
-Tests import it as `from helpers.train_fixtures import ...` after `sys.path.insert(0, <the tests folder>)`
-(pytest runs with --import-mode=importlib, which does not put `tests/` on the path).
+Tests import it as `from helpers.train_fixtures import ...` (pytest puts `tests/` on the path: pyproject.toml)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from helpers.tiny_models import tiny_config
 
 from vqaudio.errors import VQAudioError
 from vqaudio.inference import codec
+from vqaudio.inference import codes as codes_file
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import save_model
 
@@ -186,22 +187,22 @@ def test_unknown_speaker_lists_the_known_ones(loaded) -> None:
     (np.array([], np.int16), "no codes"),
 ])
 def test_bad_codes_are_refused(bad: np.ndarray, message: str) -> None:
-    with pytest.raises(codec.CodesError, match=message):
-        codec.check_codes(bad, 32)
+    with pytest.raises(codes_file.CodesError, match=message):
+        codes_file.check_codes(bad, 32)
 
 
 def test_codes_files_round_trip_and_refusals(tmp_path) -> None:
     path = tmp_path / "codes.npy"
-    codec.save_codes(path, np.array([0, 5, 31]))
+    codes_file.save_codes(path, np.array([0, 5, 31]))
     assert np.load(path).dtype == np.int16
-    np.testing.assert_array_equal(codec.load_codes(path, 32), [0, 5, 31])
+    np.testing.assert_array_equal(codes_file.load_codes(path, 32), [0, 5, 31])
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (tmp_path / "text.npy").write_text("not numpy")
     np.savez(tmp_path / "two.npz", a=np.zeros(2), b=np.zeros(2))
     for name, message in [("obj.npy", "not a codes file"), ("text.npy", "not a codes file"),
                           ("two.npz", "several arrays"), ("missing.npy", "no such file")]:
-        with pytest.raises(codec.CodesError, match=message):
-            codec.load_codes(tmp_path / name, 32)
+        with pytest.raises(codes_file.CodesError, match=message):
+            codes_file.load_codes(tmp_path / name, 32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npy", "obj.npy", "text.npy", "two.npz"]
 
 

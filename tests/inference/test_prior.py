@@ -13,10 +13,9 @@ from vqaudio.audio import save_audio
 from vqaudio.config import EncoderConfig, ModelConfig, PriorConfig, VQConfig, WaveNetConfig
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import ModelFileError, VQAudioError
-from vqaudio.inference.bitstream import compress_codes, decompress_codes, ideal_bits
+from vqaudio.inference.bitstream import compress_codes, decompress_codes, ideal_bits, prior_stepper
 from vqaudio.inference.prior import (
     CodeSet,
-    CodeWindows,
     extract_codes,
     load_codeset,
     load_prior,
@@ -27,6 +26,7 @@ from vqaudio.inference.prior import (
 )
 from vqaudio.models import build_vqvae
 from vqaudio.models.prior import IGNORE, LatentPrior
+from vqaudio.training.prior import CodeWindows
 
 K = 32
 
@@ -80,7 +80,7 @@ def test_stepper_matches_full_forward(speaker, backend) -> None:
     prior = tiny_prior()
     codes = torch.randint(0, K, (1100 if backend == "numba" else 200,))  # numba: past its first buffer (1024)
     full = prior(codes[None], None if speaker is None else torch.tensor([speaker]))[0].T  # [N, K]
-    stepper = prior.stepper(speaker, backend)
+    stepper = prior_stepper(prior, speaker, backend)
     stepped = []
     for c in codes.tolist():
         stepped.append(stepper.next_logits())
@@ -241,7 +241,8 @@ def test_sampling_is_reproducible_with_a_seed() -> None:
 
 
 def test_compressed_file_round_trip_and_refusals(tmp_path) -> None:
-    from vqaudio.inference.bitstream import VQCError, load_compressed, save_compressed
+    from vqaudio.inference.bitstream import VQCError
+    from vqaudio.inference.files import load_compressed, save_compressed
 
     save_prior(tmp_path / "prior.pt", tiny_prior(), ["a", "b", "c"], "vqvae-1")
     loaded = load_prior(tmp_path / "prior.pt")

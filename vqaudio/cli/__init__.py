@@ -1,58 +1,20 @@
-"""The `vqaudio` command line: thin Typer commands over library functions.
+"""The `vqaudio` command line: thin Typer commands over library functions; the top of the package.
 
-Each command group lives in its own module and registers itself on `app`. Errors a
-user can cause (`VQAudioError`) print one red line on stderr and exit 1; Ctrl-C exits 130.
+Each command group lives in its own module (`codec_cmds`, `data_cmds`, ...) and registers itself on `app`
+(`vqaudio.cli.app`). Errors a user can cause (`VQAudioError`) print one red line on stderr and exit 1; Ctrl-C
+exits 130. May import every stage below it (evaluate, training, inference, models, nn, data, the foundations); the
+commands hold no logic a test cannot reach through the library.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 
-import typer
-
+from vqaudio.cli import codec_cmds, data_cmds, eval_cmds, prep_cmds, prior_cmds, train_cmds  # noqa: F401 (register)
+from vqaudio.cli.app import app, command, data_app, fail
 from vqaudio.errors import VQAudioError
 
-app = typer.Typer(
-    name="vqaudio",
-    help="VQ-VAE neural audio codec and voice conversion (van den Oord et al. 2017).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-data_app = typer.Typer(help="Corpora and Kaldi-style data directories.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print one line on stderr and exit with `code` (for checks done in the CLI itself)."""
-    from vqaudio.progress import console
-
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def command(group: typer.Typer, name: str | None = None, **kwargs) -> Callable:
-    """Register a command on `group`, turning VQAudioError into one line on stderr and exit 1.
-
-    Use this instead of `@group.command()` so that Typer's CliRunner (the tests) sees the
-    same clean failure as the console script.
-    """
-
-    def decorate(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*args, **kw):
-            try:
-                return func(*args, **kw)
-            except VQAudioError as e:
-                fail(str(e))
-            except KeyboardInterrupt:
-                fail("interrupted", 130)
-
-        return group.command(name=name, **kwargs)(wrapper)
-
-    return decorate
+__all__ = ["app", "command", "data_app", "fail", "main"]
 
 
 def main() -> None:
@@ -67,7 +29,3 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         sys.exit(130)
-
-
-# Command modules register on `app` / `data_app` when imported.
-from vqaudio.cli import codec_cmds, data_cmds, eval_cmds, prep_cmds, prior_cmds, train_cmds  # noqa: E402,F401

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from vqaudio.cli import app, command
+from vqaudio.cli.app import app, command
 from vqaudio.errors import VQAudioError
 from vqaudio.progress import console
 
@@ -45,10 +45,10 @@ def encode_cmd(
                                        "knows it (conditions the prior; recorded in the file)."),
 ) -> None:
     """Encode audio to codes: one int16 per frame (hop samples), or a compressed .vqc file."""
-    from vqaudio.inference.codec import encode_file
+    from vqaudio.inference.files import encode_file
 
     if compress:
-        from vqaudio.inference.prior import compress_file
+        from vqaudio.inference.files import compress_file
 
         result = compress_file(input_path, output_path, model, prior, speaker)
         console.print(f"wrote {output_path} ({result.n_codes} codes, {result.n_bytes} bytes: "
@@ -73,7 +73,7 @@ def decode_cmd(
     seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
 ) -> None:
     """Decode codes to audio in a speaker's voice."""
-    from vqaudio.inference.codec import decode_file
+    from vqaudio.inference.files import decode_file
 
     with _progress_bar("decode") as on_progress:
         wav = decode_file(codes_path, output_path, speaker, model, temperature, seed, on_progress, prior)
@@ -93,7 +93,7 @@ def convert_cmd(
                                   "source's 'mapped' to the target's statistics (default: the model's)."),
 ) -> None:
     """Voice conversion: encode, then decode with the target speaker (several inputs: one batch)."""
-    from vqaudio.inference.codec import conversion_paths, convert_files
+    from vqaudio.inference.files import conversion_paths, convert_files
 
     inputs, outputs = conversion_paths(paths, out_dir)
     with _progress_bar("convert") as on_progress:

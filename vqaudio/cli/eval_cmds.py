@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from vqaudio.cli import app, command
+from vqaudio.cli.app import app, command
 
 MODEL_HELP = "VQ-VAE model file (default: $VQAUDIO_MODEL, else the model shipped in vqaudio/pretrained/vqvae.pt)."
 
@@ -55,8 +55,9 @@ def evaluate(
     plots: int = typer.Option(2, "--plots", help="Utterances with spectrograms and audio samples written."),
 ) -> None:
     """Codec quality, voice conversion, phoneme probe and ABX: results.json, results.md and plots."""
-    from vqaudio.evaluate.report import evaluation_tables, print_tables
+    from vqaudio.evaluate.report import print_tables
     from vqaudio.evaluate.run import EvaluateOptions, run_evaluate
+    from vqaudio.evaluate.tables import evaluation_tables
 
     opts = EvaluateOptions(
         max_utts=max_utts, targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from vqaudio.cli import command, data_app
+from vqaudio.cli.app import command, data_app
 from vqaudio.progress import console
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from vqaudio.cli import app, command, fail
+from vqaudio.cli.app import app, command, fail
 from vqaudio.progress import console
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from vqaudio.audio import load_audio
+from vqaudio.data.corpus import alignment_labels, audio_duration
 from vqaudio.data.kaldi import DataDir
-from vqaudio.data.prepare import SPLITS, alignment_labels, audio_duration
+from vqaudio.data.prepare import SPLITS
 from vqaudio.data.textgrid import Alignment, Interval, write_textgrid
 from vqaudio.errors import DataError, VQAudioError
 from vqaudio.phones import normalise_phone

@@ -21,7 +21,7 @@ import numpy as np
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
-from vqaudio.evaluate.run import decode_codes, encode_wav, load, load_split, pick, split_dir
+from vqaudio.evaluate.splits import decode_codes, encode_wav, load, load_split, pick, split_dir
 
 
 def enrolment_split(data: DataDir, n_enroll: int) -> dict[str, tuple[list[str], list[str]]]:

@@ -30,7 +30,7 @@ from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
-from vqaudio.evaluate.run import choose_targets, decode_codes, encode_wav, load, load_split, model_summary, pick
+from vqaudio.evaluate.splits import choose_targets, decode_codes, encode_wav, load, load_split, model_summary, pick
 
 
 @dataclass
@@ -59,7 +59,7 @@ def read_real_set(folder: str | os.PathLike, opts: RealOptions, sample_rate: int
                   ) -> tuple[list[RealUtterance], list[RealUtterance]]:
     """(scored, speaker-ID only) utterances of FOLDER/<speaker>/*.{wav,flac,ogg} with `.txt` transcripts."""
     from vqaudio.audio import load_audio
-    from vqaudio.data.prepare import scan_folders
+    from vqaudio.data.corpus import scan_folders
 
     root = Path(folder)
     if not root.is_dir():
@@ -118,7 +118,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     opts = opts or RealOptions()
     loaded, model_path = load(model_path)
     sr, hop, rate = loaded.sample_rate, loaded.hop_length, loaded.sample_rate / loaded.hop_length
-    targets = choose_targets(loaded, DataDir.load(Path(data_dir) / "train").speakers, opts)
+    targets = choose_targets(loaded, DataDir.load(Path(data_dir) / "train").speakers, opts.targets, opts.n_targets)
     scored, rest = read_real_set(real_dir, opts, sr, hop)
     if not rest:
         raise DataError(f"{real_dir}: too few recordings per speaker to also train the speaker-ID "

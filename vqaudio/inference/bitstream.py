@@ -11,7 +11,7 @@ already written. Frequencies are integers summing to at most 2**24 (`FREQ_BITS`)
 least 1 so that every code stays codable.
 
 Bit-exactness: encoder and decoder must build the *same* integer frequency tables. Both
-run the prior step by step through the one cached path (`LatentPrior.stepper`), batch 1,
+run the prior step by step through the one cached path (`prior_stepper`), batch 1,
 with the same backend (numba by default; the header records it), and quantise the float32
 logits with `quantise_logits` (numpy float64, one row at a time).
 On one machine with one torch build this is deterministic. Across machines (another CPU
@@ -41,6 +41,7 @@ import numpy as np
 
 from vqaudio.errors import VQAudioError
 from vqaudio.fileio import atomic_write_bytes
+from vqaudio.models.prior import LatentPrior, PriorStepper
 
 MAGIC = b"VQC1"
 BACKENDS = ("eager", "numba")  # how the prior is stepped; index stored in the header
@@ -65,7 +66,24 @@ class Stepper(Protocol):
 
 
 class SteppablePrior(Protocol):
+    """Any other predictor that makes its own steppers (the coder's tests replay fixed logits)."""
+
     def stepper(self, speaker: int | None, backend: str = "numba") -> Stepper: ...
+
+
+def prior_stepper(prior: LatentPrior | SteppablePrior, speaker: int | None, backend: str = "numba") -> Stepper:
+    """The prior's cached incremental path for one sequence (what arithmetic coding runs on both sides). backend:
+    "numba" (`numba_loop.NumbaPriorStepper`, the compiled CPU loop, ~100x faster on CPU) or "eager" (`PriorStepper`:
+    `WaveNet.step` in torch, on the prior's device). The two agree to float tolerance, not bit for bit."""
+    if not isinstance(prior, LatentPrior):
+        return prior.stepper(speaker, backend)
+    if backend == "numba":
+        from vqaudio.inference.numba_loop import NumbaPriorStepper
+
+        return NumbaPriorStepper(prior, speaker)
+    if backend == "eager":
+        return PriorStepper(prior, speaker)
+    raise ValueError(f"unknown stepper backend {backend!r}: 'numba' or 'eager'")
 
 
 # --------------------------------------------------------------------------- frequency tables
@@ -193,12 +211,12 @@ class ArithmeticDecoder:
 # --------------------------------------------------------------------------- codes under the prior
 
 
-def compress_codes(prior: SteppablePrior, codes: Iterable[int] | np.ndarray, speaker: int | None,
+def compress_codes(prior: LatentPrior | SteppablePrior, codes: Iterable[int] | np.ndarray, speaker: int | None,
                    backend: str = "numba") -> bytes:
     """Arithmetic-code a code sequence under the prior's step-by-step predictions.
 
     Args:
-        prior: a `LatentPrior` (anything with `stepper(speaker)`), in eval mode.
+        prior: a `LatentPrior` in eval mode (or any `SteppablePrior`).
         codes: [N] code indices in [0, K).
         speaker: speaker index for a speaker-conditioned prior, else None.
         backend: how the prior is stepped ("numba" or "eager"); the decoder must use the same.
@@ -206,7 +224,7 @@ def compress_codes(prior: SteppablePrior, codes: Iterable[int] | np.ndarray, spe
     Returns:
         The payload (about sum_t -log2 p(code_t | codes_<t) bits, plus at most ~2 bytes).
     """
-    stepper = prior.stepper(speaker, backend)
+    stepper = prior_stepper(prior, speaker, backend)
     encoder = ArithmeticEncoder()
     for code in np.asarray(codes, dtype=np.int64).reshape(-1).tolist():
         cum = quantise_logits(stepper.next_logits())
@@ -217,10 +235,10 @@ def compress_codes(prior: SteppablePrior, codes: Iterable[int] | np.ndarray, spe
     return encoder.finish()
 
 
-def decompress_codes(prior: SteppablePrior, data: bytes, n_codes: int, speaker: int | None,
+def decompress_codes(prior: LatentPrior | SteppablePrior, data: bytes, n_codes: int, speaker: int | None,
                      backend: str = "numba") -> np.ndarray:
     """Invert `compress_codes`: returns int64 [n_codes]. The prior and backend must be the encoder's."""
-    stepper = prior.stepper(speaker, backend)
+    stepper = prior_stepper(prior, speaker, backend)
     decoder = ArithmeticDecoder(data)
     codes = np.empty(n_codes, dtype=np.int64)
     for t in range(n_codes):
@@ -330,7 +348,7 @@ def check_identities(header: VQCHeader, model_identity: str, prior_identity: str
         raise VQCError(f"{source}: coded with prior {header.prior_identity}, not this prior ({prior_identity})")
 
 
-def encode_vqc(prior: SteppablePrior, codes: np.ndarray, speaker: int | None, codebook_size: int,
+def encode_vqc(prior: LatentPrior, codes: np.ndarray, speaker: int | None, codebook_size: int,
                model_identity: str, prior_identity: str, backend: str = "numba") -> bytes:
     """Codes [N] -> the bytes of a `.vqc` file (header + arithmetic-coded payload + CRC32)."""
     codes = np.asarray(codes, dtype=np.int64).reshape(-1)
@@ -340,7 +358,7 @@ def encode_vqc(prior: SteppablePrior, codes: np.ndarray, speaker: int | None, co
     return pack_vqc(header, payload)
 
 
-def decode_vqc(prior: SteppablePrior, data: bytes, codebook_size: int, model_identity: str,
+def decode_vqc(prior: LatentPrior, data: bytes, codebook_size: int, model_identity: str,
                prior_identity: str, source: str = "<bytes>") -> tuple[np.ndarray, int | None]:
     """The bytes of a `.vqc` file -> (codes int64 [N], speaker index or None).
 
@@ -358,29 +376,3 @@ def decode_vqc(prior: SteppablePrior, data: bytes, codebook_size: int, model_ide
         raise VQCError(f"{source}: decoded codes fail their checksum (the prior's probabilities differ on this "
                        "machine from the encoder's, or the file is corrupt)")
     return codes, speaker
-
-
-def save_compressed(path: str | os.PathLike, loaded_prior, codes: np.ndarray, speaker: int | None,
-                    model_identity: str, backend: str = "numba") -> int:
-    """`vqaudio encode --compress`: write codes [N] of the VQ-VAE `model_identity` as a `.vqc` file.
-
-    `loaded_prior`: a `vqaudio.inference.prior.LoadedPrior` trained on that VQ-VAE's codes. `speaker`: the speaker
-    index (in the VQ-VAE's list) to record and condition the prior on, or None. Returns the file size in bytes.
-    """
-    if loaded_prior.model_identity != model_identity:
-        raise VQCError(f"the prior was trained for VQ-VAE {loaded_prior.model_identity}, not this model "
-                       f"({model_identity})")
-    data = encode_vqc(loaded_prior.prior, codes, speaker, loaded_prior.codebook_size, model_identity,
-                      loaded_prior.identity, backend)
-    atomic_write_bytes(path, data)
-    return len(data)
-
-
-def load_compressed(path: str | os.PathLike, loaded_prior, model_identity: str) -> tuple[np.ndarray, int | None]:
-    """`vqaudio decode X.vqc`: (codes int64 [N], speaker index or None) of a `.vqc` file, checked against
-    the VQ-VAE `model_identity` and the prior `loaded_prior` (a `vqaudio.inference.prior.LoadedPrior`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise VQCError(f"{p}: no such .vqc file")
-    return decode_vqc(loaded_prior.prior, p.read_bytes(), loaded_prior.codebook_size, model_identity,
-                      loaded_prior.identity, str(p))

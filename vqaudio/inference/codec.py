@@ -13,7 +13,6 @@ sides, so the codes equal those of one pass; the decoder generates 0.25-1 s segm
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -23,15 +22,11 @@ import numpy as np
 import torch
 
 from vqaudio.errors import VQAudioError
+from vqaudio.inference.codes import check_codes
+from vqaudio.models.io import LoadedModel
 
 PRETRAINED_MODEL = Path(__file__).parents[1] / "pretrained" / "vqvae.pt"
 MODEL_ENV = "VQAUDIO_MODEL"
-CODES_DTYPE = np.int16  # codes files: one int16 per frame (K <= 32767)
-
-
-class CodesError(VQAudioError):
-    """A codes file is missing, not a .npy array, or holds the wrong dtype, shape or values."""
-
 
 # --------------------------------------------------------------------------- models and speakers
 
@@ -47,7 +42,7 @@ def default_model_path() -> Path:
                        f"({PRETRAINED_MODEL}); pass --model EXP/model.pt or train one with `vqaudio train`")
 
 
-def load_codec(path: str | os.PathLike | None = None, device: str | torch.device | None = None):
+def load_codec(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> LoadedModel:
     """Load the VQ-VAE at `path` (default: `default_model_path()`) on `device` (default: CUDA if present).
 
     Returns a `vqaudio.models.io.LoadedModel`. Raises ModelFileError for a missing, corrupt or foreign file.
@@ -58,7 +53,7 @@ def load_codec(path: str | os.PathLike | None = None, device: str | torch.device
     return load_model(Path(path) if path is not None else default_model_path(), device=device)
 
 
-def speaker_index(loaded, speaker: str) -> int:
+def speaker_index(loaded: LoadedModel, speaker: str) -> int:
     """Index of speaker id `speaker` in the model; the error lists the speakers it knows."""
     if speaker in loaded.speakers:
         return loaded.speakers.index(speaker)
@@ -66,14 +61,14 @@ def speaker_index(loaded, speaker: str) -> int:
     raise VQAudioError(f"unknown speaker '{speaker}'; this model knows {len(loaded.speakers)}: {known}")
 
 
-def _device(loaded) -> torch.device:
+def _device(loaded: LoadedModel) -> torch.device:
     return next(loaded.model.parameters()).device
 
 
 # --------------------------------------------------------------------------- encoding
 
 
-def encoder_context(loaded) -> int:
+def encoder_context(loaded: LoadedModel) -> int:
     """Samples of context the encoder's output frames see on either side (an upper bound), a multiple of hop.
 
     Each strided conv adds (window - 1) input-rate samples at its input's rate, each residual block
@@ -88,7 +83,7 @@ def encoder_context(loaded) -> int:
     return math.ceil(reach / hop) * hop
 
 
-def encode(loaded, wav: np.ndarray, chunk_seconds: float = 5.0,
+def encode(loaded: LoadedModel, wav: np.ndarray, chunk_seconds: float = 5.0,
            on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Audio float32 [T] at loaded.sample_rate -> codes int64 [ceil(T / hop)] (zero-padded to whole frames).
 
@@ -144,7 +139,8 @@ def crossfade_weights(length: int, fade_in: int, fade_out: int) -> np.ndarray:
     return w
 
 
-def _segment_cond(loaded, codes: np.ndarray, start: int, end: int, length: int, speaker: int) -> torch.Tensor:
+def _segment_cond(loaded: LoadedModel, codes: np.ndarray, start: int, end: int, length: int, speaker: int
+                  ) -> torch.Tensor:
     """Decoder conditioning [1, L*G, length] for frames [start, end) of `codes`, with real neighbouring frames
     as context for the (non-causal) conditioning network, padded to `length` frames by repeating the last."""
     ctx = 4  # frames; >= the reach of the conditioning network (two kernel-3 convolutions)
@@ -163,7 +159,7 @@ def auto_segment_seconds(total_seconds: float, columns: int = 32) -> float:
     return float(min(1.0, max(0.25, total_seconds / columns)))
 
 
-def synthesize(loaded, codes: list[np.ndarray], speakers: list[int], temperature: float = 1.0,
+def synthesize(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int], temperature: float = 1.0,
                seed: int | None = None, method: str = "auto", segment_seconds: float | None = None,
                overlap_seconds: float = 0.05, max_columns: int | None = None,
                on_progress: Callable[[int, int], None] | None = None, sources: list[np.ndarray] | None = None,
@@ -231,7 +227,7 @@ def _add_segments(outs: list[np.ndarray], group: list[tuple[int, int, int]], wav
         outs[u][s * hop:e * hop] += wav[:n] * weights
 
 
-def decode(loaded, codes: np.ndarray, speaker: str, temperature: float = 1.0, seed: int | None = None,
+def decode(loaded: LoadedModel, codes: np.ndarray, speaker: str, temperature: float = 1.0, seed: int | None = None,
            method: str = "auto", on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Codes int [N] -> waveform float32 [N * hop] at loaded.sample_rate in `speaker`'s voice."""
     codes = check_codes(codes, loaded.config.vq.codebook_size)
@@ -239,7 +235,8 @@ def decode(loaded, codes: np.ndarray, speaker: str, temperature: float = 1.0, se
                       on_progress=on_progress)[0]
 
 
-def convert(loaded, wavs: list[np.ndarray], target_speaker: str, temperature: float = 1.0, seed: int | None = None,
+def convert(loaded: LoadedModel, wavs: list[np.ndarray], target_speaker: str, temperature: float = 1.0,
+            seed: int | None = None,
             method: str = "auto", on_progress: Callable[[int, int], None] | None = None,
             f0_mode: str | None = None) -> list[np.ndarray]:
     """Voice conversion: audio float32 [T_i] each -> the same content in `target_speaker`'s voice, [T_i] each.
@@ -254,181 +251,3 @@ def convert(loaded, wavs: list[np.ndarray], target_speaker: str, temperature: fl
     outs = synthesize(loaded, codes, [index] * len(codes), temperature, seed, method, on_progress=on_progress,
                       sources=wavs, f0_mode=f0_mode)
     return [o[:len(w)] for o, w in zip(outs, wavs, strict=True)]
-
-
-# --------------------------------------------------------------------------- codes files
-
-
-def check_codes(codes: np.ndarray, codebook_size: int, where: str = "codes") -> np.ndarray:
-    """Validate a code sequence: 1-D, integer dtype, non-empty, values in [0, K). Returns it as int64 [N]."""
-    codes = np.asarray(codes)
-    if not np.issubdtype(codes.dtype, np.integer):
-        raise CodesError(f"{where}: codes must be integers, got dtype {codes.dtype}")
-    if codes.ndim != 1:
-        raise CodesError(f"{where}: codes must be a 1-D array [N], got shape {list(codes.shape)}")
-    if codes.size == 0:
-        raise CodesError(f"{where}: holds no codes")
-    low, high = int(codes.min()), int(codes.max())
-    if low < 0 or high >= codebook_size:
-        raise CodesError(f"{where}: codes must lie in [0, {codebook_size}) for this model, found {low}..{high}")
-    return codes.astype(np.int64)
-
-
-def load_codes(path: str | os.PathLike, codebook_size: int) -> np.ndarray:
-    """Read a codes file (.npy, integer [N]) without unpickling; validate it. Returns int64 [N]."""
-    p = Path(path)
-    if not p.is_file():
-        raise CodesError(f"{p}: no such file" if not p.exists() else f"{p}: is not a file")
-    try:
-        codes = np.load(p, allow_pickle=False)
-    except Exception as e:  # ValueError (pickled / bad header), OSError, EOFError, UnicodeDecodeError...
-        raise CodesError(f"{p}: not a codes file (.npy array): {str(e).splitlines()[0] if str(e) else e!r}") from None
-    if not isinstance(codes, np.ndarray):
-        raise CodesError(f"{p}: holds several arrays (.npz); expected one .npy array of codes")
-    return check_codes(codes, codebook_size, str(p))
-
-
-def save_codes(path: str | os.PathLike, codes: np.ndarray, loaded=None) -> None:
-    """Write codes atomically as a .npy int16 [N] array (numpy.save); with the model `loaded` that made them,
-    also a sidecar `<path>.json` saying which kind of model, code rate and codebook size they belong to."""
-    from vqaudio.fileio import atomic_path, atomic_write_text
-
-    if codes.size and int(np.max(codes)) > np.iinfo(CODES_DTYPE).max:
-        raise CodesError(f"codes up to {int(np.max(codes))} do not fit the int16 codes file")
-    with atomic_path(path, suffix=".npy") as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(codes).astype(CODES_DTYPE))
-    if loaded is not None:
-        atomic_write_text(_sidecar(path), json.dumps(codes_description(loaded)) + "\n")
-
-
-def codes_description(loaded) -> dict:
-    """What a codes file's sidecar records of the model that made the codes."""
-    return {"format": "vqaudio-codes", "model": loaded.identity, "decoder_kind": loaded.model.kind,
-            "code_rate": loaded.sample_rate / loaded.hop_length, "codebook_size": int(loaded.config.vq.codebook_size)}
-
-
-def _sidecar(path: str | os.PathLike) -> Path:
-    return Path(f"{path}.json")
-
-
-def check_codes_origin(path: str | os.PathLike, loaded) -> None:
-    """Refuse codes whose sidecar (when there is one) says they belong to another kind of model, code rate or
-    codebook size than `loaded`. Codes of another model of the same shape (an enrolled copy) are accepted."""
-    side = _sidecar(path)
-    if not side.exists():
-        return
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        made = {"decoder_kind": str(meta["decoder_kind"]), "code_rate": float(meta["code_rate"]),
-                "codebook_size": int(meta["codebook_size"])}
-    except (ValueError, KeyError, TypeError, OSError):
-        raise CodesError(f"{side}: not a vqaudio codes description (JSON with decoder_kind, code_rate, "
-                         "codebook_size); remove it to decode the codes anyway") from None
-    here = codes_description(loaded)
-    if any(made[k] != here[k] for k in made):
-        raise CodesError(f"{path}: codes of a {made['decoder_kind']}-kind model at {made['code_rate']:g} codes/s with "
-                         f"{made['codebook_size']} codes; this model is {here['decoder_kind']}-kind at "
-                         f"{here['code_rate']:g} codes/s with {here['codebook_size']}: decode them with the model that "
-                         "made them")
-
-
-# --------------------------------------------------------------------------- files (what the commands call)
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-ProgressFn = Callable[[int, int], None]
-
-
-def encode_file(input_path: Path, output_path: Path, model: Path | None = None,
-                on_progress: ProgressFn | None = None, on_warning: Callable[[str], None] | None = None) -> np.ndarray:
-    """Audio file -> codes file (.npy int16 [N], with a `<output>.json` sidecar naming the model); returns codes.
-    `on_warning` gets each of `vqaudio.audio.input_warnings` (band-limited, clipped, near-silent input)."""
-    from vqaudio.audio import load_audio
-    from vqaudio.fileio import refuse_same_path
-
-    refuse_same_path([Path(input_path)], Path(output_path))
-    loaded = load_codec(model)
-    warnings: list[str] = []
-    wav = load_audio(input_path, loaded.sample_rate, min_samples=loaded.hop_length, warnings=warnings)
-    for w in warnings if on_warning is not None else []:
-        on_warning(w)
-    codes = encode(loaded, wav, on_progress=on_progress)
-    save_codes(output_path, codes, loaded)
-    return codes
-
-
-def decode_file(codes_path: Path, output_path: Path, speaker: str | None, model: Path | None = None,
-                temperature: float = 1.0, seed: int | None = None, on_progress: ProgressFn | None = None,
-                prior: Path | None = None) -> np.ndarray:
-    """Codes file (.npy, or arithmetic-coded .vqc read with the prior) -> audio file in `speaker`'s voice.
-
-    For a .vqc file `speaker` may be None: the speaker recorded in the file is used.
-    Returns the waveform float32 [N * hop].
-    """
-    from vqaudio.audio import save_audio
-    from vqaudio.fileio import refuse_same_path
-
-    refuse_same_path([Path(codes_path)], Path(output_path))
-    if Path(codes_path).suffix == ".vqc":
-        from vqaudio.inference.prior import decompress_file
-
-        loaded, codes, recorded = decompress_file(codes_path, model, prior)
-        speaker = speaker or recorded
-    else:
-        loaded = load_codec(model)
-        check_codes_origin(codes_path, loaded)
-        codes = load_codes(codes_path, loaded.config.vq.codebook_size)
-    if speaker is None:
-        raise VQAudioError(f"{codes_path}: no speaker recorded in the file; give --speaker "
-                           f"(one of {', '.join(loaded.speakers)})")
-    wav = decode(loaded, codes, speaker, temperature, seed, on_progress=on_progress)
-    save_audio(output_path, wav, loaded.sample_rate)
-    return wav
-
-
-def conversion_paths(paths: list[Path], out_dir: Path | None) -> tuple[list[Path], list[Path]]:
-    """Inputs and outputs of `vqaudio convert`: `IN OUT` without out_dir; else files and folders of audio
-    (.wav .flac .ogg), each written as out_dir/<stem>.wav. Refuses clashes and outputs equal to inputs."""
-    from vqaudio.fileio import refuse_same_path
-
-    paths = [Path(p) for p in paths]
-    if out_dir is None:
-        if len(paths) != 2:
-            raise VQAudioError(f"convert takes IN OUT, or inputs with --out-dir DIR; got {len(paths)} paths "
-                               "and no --out-dir")
-        inputs, outputs = paths[:1], paths[1:]
-    else:
-        inputs = []
-        for p in paths:
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES) if p.is_dir() else [p]
-            if p.is_dir() and not found:
-                raise VQAudioError(f"{p}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-            inputs.extend(found)
-        outputs = [Path(out_dir) / f"{p.stem}.wav" for p in inputs]
-        clash = {o for o in outputs if outputs.count(o) > 1}
-        if clash:
-            raise VQAudioError(f"several inputs would be written to {sorted(clash)[0]}; rename them or convert apart")
-    for out in outputs:
-        refuse_same_path(inputs, out)
-    return inputs, outputs
-
-
-def convert_files(inputs: list[Path], outputs: list[Path], target_speaker: str, model: Path | None = None,
-                  temperature: float = 1.0, seed: int | None = None,
-                  on_progress: ProgressFn | None = None, f0_mode: str | None = None,
-                  on_warning: Callable[[str], None] | None = None) -> list[np.ndarray]:
-    """Convert audio files to `target_speaker`'s voice in one batch; every input is read (and refused if bad)
-    before any generation starts; `on_warning` gets what `vqaudio.audio.input_warnings` finds. Returns the
-    waveforms."""
-    from vqaudio.audio import load_audio, save_audio
-
-    loaded = load_codec(model)
-    index = speaker_index(loaded, target_speaker)
-    warnings: list[str] = []
-    wavs = [load_audio(p, loaded.sample_rate, min_samples=loaded.hop_length, warnings=warnings) for p in inputs]
-    for w in warnings if on_warning is not None else []:
-        on_warning(w)
-    outs = convert(loaded, wavs, loaded.speakers[index], temperature, seed, on_progress=on_progress, f0_mode=f0_mode)
-    for path, wav in zip(outputs, outs, strict=True):
-        save_audio(path, wav, loaded.sample_rate)
-    return outs

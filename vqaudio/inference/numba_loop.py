@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from numba import njit
 
+from vqaudio.models.prior import LatentPrior
+
 
 @dataclass
 class WaveNetWeights:
@@ -273,3 +275,32 @@ class NumbaGenerator:
              uniforms, float(temperature), samples, logits)
         self.t = t1
         return logits if teacher else None
+
+
+class NumbaPriorStepper:
+    """The protocol of `vqaudio.models.prior.PriorStepper` (next_logits, feed) on this compiled loop, for the latent
+    prior (teacher-forced, batch 1): what `.vqc` coding steps by default."""
+
+    def __init__(self, prior: LatentPrior, speaker: int | None):
+        with torch.inference_mode():
+            cond = prior.conditioning(speaker, 1).float().cpu()  # [1, L*G, 1]
+        start = int(prior.wavenet.start_token)
+        self.generator = NumbaGenerator(extract_weights(prior.wavenet), cond, 1, start)
+        self.inputs = np.full((1, 1024), start, dtype=np.int64)  # inputs[0, t]: the input of step t
+        self.no_samples = np.zeros((1, 0), dtype=np.int64)
+        self.t, self.ready = 0, True
+
+    def next_logits(self) -> np.ndarray:
+        """float32 [K]: logits for the next code given every code fed so far."""
+        if not self.ready:
+            raise RuntimeError("feed() the previous code before asking for the next logits")
+        logits = self.generator.advance(self.t + 1, self.no_samples, inputs=self.inputs)
+        self.t, self.ready = self.t + 1, False
+        return np.ascontiguousarray(logits[0, :, 0])
+
+    def feed(self, code: int) -> None:
+        """Give the code that followed the last prediction."""
+        if self.t >= self.inputs.shape[1]:
+            self.inputs = np.concatenate([self.inputs, np.zeros_like(self.inputs)], axis=1)
+        self.inputs[0, self.t] = int(code)
+        self.ready = True

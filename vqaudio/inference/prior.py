@@ -1,4 +1,4 @@
-"""Latent prior library: code extraction (cached), training windows, evaluation, prior files, sampling.
+"""Latent prior library: code extraction (cached), prior NLL and scores, prior files (load, save, pairing checks).
 
 The prior is trained after the VQ-VAE on the codes its encoder gives for the training split
 (paper section 4.3). Codes are extracted once per model: `EXP_DIR/codes/<split>.npz` records
@@ -19,11 +19,24 @@ import numpy as np
 import torch
 
 from vqaudio.config import PriorConfig, from_dict, to_dict
-from vqaudio.errors import ConfigError, DataError, ModelFileError, VQAudioError
+from vqaudio.errors import ConfigError, ModelFileError, VQAudioError
 from vqaudio.fileio import atomic_path
-from vqaudio.models.prior import IGNORE, LatentPrior, build_prior
+from vqaudio.models.io import LoadedModel
+from vqaudio.models.prior import LatentPrior, build_prior
 
 PRIOR_KIND = "prior"  # files are tagged "vqaudio-prior" (vqaudio.models.io)
+
+PRETRAINED_PRIOR = Path(__file__).parents[1] / "pretrained" / "prior.pt"
+
+
+def resolve_prior_path(path: str | os.PathLike | None) -> Path:
+    """`path`, or the shipped `vqaudio/pretrained/prior.pt`; one clear line when there is neither."""
+    if path is not None:
+        return Path(path)
+    if PRETRAINED_PRIOR.exists():
+        return PRETRAINED_PRIOR
+    raise VQAudioError("no --prior given and no pretrained prior is shipped (vqaudio/pretrained/prior.pt); "
+                       "train one with `vqaudio train-prior` and pass --prior EXP_DIR/prior.pt")
 
 
 # --------------------------------------------------------------------------- code sets
@@ -64,7 +77,7 @@ def load_codeset(path: Path) -> CodeSet | None:
         return None
 
 
-def encode_utterance(loaded: Any, path: str) -> np.ndarray:
+def encode_utterance(loaded: LoadedModel, path: str) -> np.ndarray:
     """Codes int64 [ceil(T / hop)] of one audio file under a `LoadedModel`, exactly as `vqaudio encode` gives
     them (`vqaudio.inference.codec.encode`), so the prior models the codes the codec will compress."""
     from vqaudio.audio import load_audio
@@ -73,7 +86,7 @@ def encode_utterance(loaded: Any, path: str) -> np.ndarray:
     return encode(loaded, load_audio(path, loaded.sample_rate))
 
 
-def extract_codes(loaded: Any, data_dir: str | os.PathLike, cache: Path, label: str = "codes") -> CodeSet:
+def extract_codes(loaded: LoadedModel, data_dir: str | os.PathLike, cache: Path, label: str = "codes") -> CodeSet:
     """The codes of every utterance of `data_dir` under `loaded` (a LoadedModel), cached in `cache`.
 
     The cache is reused when it records the same model identity and utterance list.
@@ -97,46 +110,6 @@ def extract_codes(loaded: Any, data_dir: str | os.PathLike, cache: Path, label: 
     codeset = CodeSet(utterances, codes, speakers, loaded.identity)
     save_codeset(cache, codeset)
     return codeset
-
-
-# --------------------------------------------------------------------------- training windows
-
-
-class CodeWindows:
-    """Random training windows of `segment` codes, utterances drawn in proportion to their length.
-
-    A window shorter than `segment` (short utterance) is padded: targets IGNORE, inputs 0.
-    A fraction `speaker_dropout` of the windows gets speaker -1 (the prior's unknown speaker).
-    """
-
-    def __init__(self, codeset: CodeSet, segment: int, batch_size: int, speaker_dropout: float):
-        if codeset.total_codes == 0:
-            raise DataError("no codes to train the prior on (empty training split)")
-        if segment < 1:
-            raise ConfigError(f"prior.segment_codes must be >= 1, got {segment}")
-        self.codeset, self.segment, self.batch_size = codeset, segment, batch_size
-        self.speaker_dropout = speaker_dropout
-        lengths = np.array([len(c) for c in codeset.codes], dtype=np.float64)
-        self.weights = lengths / lengths.sum()
-
-    def batch(self, seed: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A batch that depends on `seed` only (e.g. [cfg seed, rank, step]: a resumed run sees the same data).
-
-        Returns (codes LongTensor [B, S], targets [B, S] (IGNORE past the end), speaker [B] (-1 = unknown)).
-        """
-        rng = np.random.default_rng(seed)
-        B, S = self.batch_size, self.segment
-        targets = np.full((B, S), IGNORE, dtype=np.int64)
-        utts = rng.choice(len(self.weights), size=B, p=self.weights)
-        for b, u in enumerate(utts):
-            seq = self.codeset.codes[u]
-            start = int(rng.integers(0, max(len(seq) - S, 0) + 1))
-            window = seq[start:start + S]
-            targets[b, :len(window)] = window
-        speaker = self.codeset.speakers[utts].copy()
-        speaker[rng.random(B) < self.speaker_dropout] = -1
-        codes = np.where(targets == IGNORE, 0, targets)
-        return torch.from_numpy(codes), torch.from_numpy(targets), torch.from_numpy(speaker)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -253,58 +226,3 @@ def check_pair(prior: LoadedPrior, model_identity: str, prior_path: str | os.Pat
     if prior.model_identity != model_identity:
         raise VQAudioError(f"{prior_path}: prior was trained for VQ-VAE {prior.model_identity}, "
                            f"not this model ({model_identity})")
-
-
-# --------------------------------------------------------------------------- compressed codes files (.vqc)
-
-
-@dataclass
-class CompressResult:
-    n_codes: int
-    n_bytes: int  # the whole .vqc file (header included)
-    seconds: float  # audio duration the codes cover
-
-    @property
-    def bits_per_code(self) -> float:
-        return 8 * self.n_bytes / max(self.n_codes, 1)
-
-    @property
-    def bits_per_second(self) -> float:
-        return 8 * self.n_bytes / max(self.seconds, 1e-9)
-
-
-def compress_file(input_path: str | os.PathLike, output_path: str | os.PathLike, model: str | os.PathLike | None = None,
-                  prior: str | os.PathLike | None = None, speaker: str | None = None) -> CompressResult:
-    """`vqaudio encode IN OUT.vqc --compress`: audio -> codes (`inference.codec.encode`) -> arithmetic-coded `.vqc`.
-
-    `model` / `prior` None: the codec's default model / the shipped prior. `speaker`: a speaker id of the
-    model to condition the prior on and to record in the file (None: the prior's unknown speaker).
-    """
-    from vqaudio.audio import load_audio
-    from vqaudio.inference.bitstream import save_compressed
-    from vqaudio.inference.codec import encode, load_codec, speaker_index
-    from vqaudio.inference.sampling import resolve_prior_path
-
-    loaded = load_codec(model)
-    loaded_prior = load_prior(resolve_prior_path(prior))
-    index = speaker_index(loaded, speaker) if speaker is not None else None
-    codes = encode(loaded, load_audio(input_path, loaded.sample_rate))
-    n_bytes = save_compressed(output_path, loaded_prior, codes, index, loaded.identity)
-    return CompressResult(len(codes), n_bytes, len(codes) * loaded.hop_length / loaded.sample_rate)
-
-
-def decompress_file(vqc_path: str | os.PathLike, model: str | os.PathLike | None = None,
-                    prior: str | os.PathLike | None = None) -> tuple[Any, np.ndarray, str | None]:
-    """`vqaudio decode X.vqc`: -> (LoadedModel, codes int64 [N], speaker id recorded in the file or None).
-
-    Refuses (VQCError, one line) a corrupt file or one made with another VQ-VAE or prior.
-    """
-    from vqaudio.inference.bitstream import load_compressed, read_vqc
-    from vqaudio.inference.codec import load_codec
-    from vqaudio.inference.sampling import resolve_prior_path
-
-    read_vqc(vqc_path)  # a corrupt or truncated file is refused before any model is loaded
-    loaded = load_codec(model)
-    codes, index = load_compressed(vqc_path, load_prior(resolve_prior_path(prior)), loaded.identity)
-    speaker = loaded.speakers[index] if index is not None and 0 <= index < len(loaded.speakers) else None
-    return loaded, codes, speaker

@@ -12,25 +12,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from vqaudio.errors import VQAudioError
+from vqaudio.inference.prior import check_pair, load_prior, resolve_prior_path
 from vqaudio.models.prior import LatentPrior
-
-PRETRAINED_PRIOR = Path(__file__).parents[1] / "pretrained" / "prior.pt"
-
-
-def resolve_prior_path(path: str | os.PathLike | None) -> Path:
-    """`path`, or the shipped `vqaudio/pretrained/prior.pt`; one clear line when there is neither."""
-    if path is not None:
-        return Path(path)
-    if PRETRAINED_PRIOR.exists():
-        return PRETRAINED_PRIOR
-    raise VQAudioError("no --prior given and no pretrained prior is shipped (vqaudio/pretrained/prior.pt); "
-                       "train one with `vqaudio train-prior` and pass --prior EXP_DIR/prior.pt")
 
 
 def sample_codes(prior: LatentPrior, n_codes: int, speaker: int | None, temperature: float = 1.0,
@@ -63,7 +51,6 @@ def sample_speech(prior_path: str | os.PathLike | None, model_path: str | os.Pat
     """Sample `seconds` of codes from the prior (conditioned on `speaker` when the prior is), decode them
     with the codec library in `speaker`'s voice. `model_path` None: the codec's default model."""
     from vqaudio.inference.codec import decode, load_codec, speaker_index
-    from vqaudio.inference.prior import check_pair, load_prior
 
     if seconds <= 0:
         raise VQAudioError(f"--seconds must be > 0, got {seconds}")

@@ -20,9 +20,10 @@ import torch
 
 from vqaudio.data.world import F0_MODES, WorldSettings, estimate_f0, interpolated_log_f0, synthesize
 from vqaudio.errors import VQAudioError
+from vqaudio.models.io import LoadedModel
 
 
-def decode_features(loaded, codes: list[np.ndarray], speakers: list[int], max_frames: int = 200_000
+def decode_features(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int], max_frames: int = 200_000
                     ) -> list[np.ndarray]:
     """Codes int [N_i] each and speaker indices -> WORLD features float32 [N_i * frames_per_code, F] each.
 
@@ -72,7 +73,8 @@ def map_f0(feats: np.ndarray, source: np.ndarray, settings: WorldSettings, targe
     return out
 
 
-def synthesize_codes(loaded, codes: list[np.ndarray], speakers: list[int], sources: list[np.ndarray] | None = None,
+def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int],
+                     sources: list[np.ndarray] | None = None,
                      f0_mode: str | None = None, on_progress: Callable[[int, int], None] | None = None
                      ) -> list[np.ndarray]:
     """Codes int [N_i] each, speaker indices -> waveforms float32 [N_i * hop] (WORLD synthesis).

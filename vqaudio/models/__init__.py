@@ -1,4 +1,10 @@
-"""The VQ-VAE and its parts; `build_vqvae` assembles one from a `ModelConfig`."""
+"""Models: the VQ-VAE and its parts (encoder, vector quantiser, the one WaveNet run sample-level causal or
+frame-level non-causal, the vocoder decoder, the speaker adversary), the latent prior network, and model files
+(`io`: saved without pickles). `build_vqvae` assembles a VQ-VAE from a `ModelConfig`.
+
+May import nn, data (the WORLD settings the vocoder decoder predicts) and the foundations; never inference,
+training, evaluate or cli.
+"""
 
 from __future__ import annotations
 

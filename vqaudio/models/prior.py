@@ -94,18 +94,6 @@ class LatentPrior(nn.Module):
         padding replaced by 0)."""
         return F.cross_entropy(self(codes, speaker), targets, ignore_index=IGNORE)
 
-    def stepper(self, speaker: int | None, backend: str = "numba") -> PriorStepper | NumbaPriorStepper:
-        """Cached incremental path for one sequence (what arithmetic coding runs on both sides).
-
-        backend: "numba" (the compiled CPU loop of `vqaudio.inference.numba_loop`, ~100x faster on CPU) or "eager"
-        (`WaveNet.step` in torch, on the prior's device). The two agree to float tolerance, not bit for bit.
-        """
-        if backend == "numba":
-            return NumbaPriorStepper(self, speaker)
-        if backend == "eager":
-            return PriorStepper(self, speaker)
-        raise ValueError(f"unknown stepper backend {backend!r}: 'numba' or 'eager'")
-
 
 class PriorStepper:
     """Step the prior one code at a time, batch 1, through `WaveNet.step` with cached state.
@@ -135,36 +123,6 @@ class PriorStepper:
     def feed(self, code: int) -> None:
         """Give the code that followed the last prediction."""
         self.previous = int(code)
-
-
-class NumbaPriorStepper:
-    """The same protocol as `PriorStepper`, on the compiled loop of `inference.numba_loop` (teacher-forced, batch 1)."""
-
-    def __init__(self, prior: LatentPrior, speaker: int | None):
-        from vqaudio.inference.numba_loop import NumbaGenerator, extract_weights
-
-        with torch.inference_mode():
-            cond = prior.conditioning(speaker, 1).float().cpu()  # [1, L*G, 1]
-        start = int(prior.wavenet.start_token)
-        self.generator = NumbaGenerator(extract_weights(prior.wavenet), cond, 1, start)
-        self.inputs = np.full((1, 1024), start, dtype=np.int64)  # inputs[0, t]: the input of step t
-        self.no_samples = np.zeros((1, 0), dtype=np.int64)
-        self.t, self.ready = 0, True
-
-    def next_logits(self) -> np.ndarray:
-        """float32 [K]: logits for the next code given every code fed so far."""
-        if not self.ready:
-            raise RuntimeError("feed() the previous code before asking for the next logits")
-        logits = self.generator.advance(self.t + 1, self.no_samples, inputs=self.inputs)
-        self.t, self.ready = self.t + 1, False
-        return np.ascontiguousarray(logits[0, :, 0])
-
-    def feed(self, code: int) -> None:
-        """Give the code that followed the last prediction."""
-        if self.t >= self.inputs.shape[1]:
-            self.inputs = np.concatenate([self.inputs, np.zeros_like(self.inputs)], axis=1)
-        self.inputs[0, self.t] = int(code)
-        self.ready = True
 
 
 def build_prior(cfg: PriorConfig, codebook_size: int, n_speakers: int) -> LatentPrior:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vqaudio.errors import AudioError, VQAudioError
+from vqaudio.models.io import LoadedModel
 from vqaudio.models.vocoder import lf0_statistics
 
 MIN_SECONDS = 3.0  # of active speech
@@ -47,7 +48,7 @@ class EnrollResult:
 def audio_files(paths: list[str | os.PathLike]) -> list[Path]:
     """Files and the audio files (.wav .flac .ogg, searched recursively) of folders, in order; refuses a missing
     path or an empty folder."""
-    from vqaudio.inference.codec import AUDIO_SUFFIXES
+    from vqaudio.audio import AUDIO_SUFFIXES
 
     out: list[Path] = []
     for p in map(Path, paths):
@@ -77,7 +78,7 @@ def active_seconds(wav: np.ndarray, sample_rate: int) -> float:
     return float((power >= power.max() * 10 ** (-ACTIVE_DB / 10)).sum() * int(0.02 * sample_rate) / sample_rate)
 
 
-def _check_model(loaded, name: str, replace: bool) -> None:
+def _check_model(loaded: LoadedModel, name: str, replace: bool) -> None:
     if loaded.model.kind != "vocoder":
         raise VQAudioError(f"enrolment needs a vocoder-kind model (model.decoder.kind: vocoder, e.g. the mini "
                            f"preset); this model's decoder is the {loaded.model.kind} kind")
@@ -139,7 +140,7 @@ def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int
     return losses
 
 
-def _with_row(loaded, name: str) -> int:
+def _with_row(loaded: LoadedModel, name: str) -> int:
     """The speaker index `name` will have, growing the speaker embedding and F0 statistics by a row if new."""
     decoder = loaded.model.decoder
     if name in loaded.speakers:
@@ -156,7 +157,7 @@ def _with_row(loaded, name: str) -> int:
     return len(loaded.speakers) - 1
 
 
-def enroll_voice(loaded, name: str, audio: list[str | os.PathLike], steps: int = 300, lr: float = 0.02,
+def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike], steps: int = 300, lr: float = 0.02,
                  seed: int = 0, replace: bool = False, on_step: Callable[[int, float], None] | None = None
                  ) -> dict[str, Any]:
     """Enrol voice `name` from `audio` (files or folders) into the loaded model `loaded`, in place; returns the
@@ -198,7 +199,7 @@ def enroll_voice(loaded, name: str, audio: list[str | os.PathLike], steps: int =
     return {**record, "losses": losses}
 
 
-def save_enrolled(loaded, out_path: str | os.PathLike) -> str:
+def save_enrolled(loaded: LoadedModel, out_path: str | os.PathLike) -> str:
     """Write the loaded (enrolled) model to `out_path` atomically; returns its identity."""
     from vqaudio.models.io import save_model
 

@@ -17,17 +17,55 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqaudio.config import Config
+from vqaudio.errors import ConfigError, DataError
 from vqaudio.fileio import atomic_write_text
-from vqaudio.inference.prior import CodeSet, CodeWindows, PriorScores, extract_codes, save_prior, score_prior
+from vqaudio.inference.prior import CodeSet, PriorScores, extract_codes, save_prior, score_prior
 from vqaudio.models.prior import IGNORE, LatentPrior, build_prior
 
 Batch = tuple[Tensor, Tensor, Tensor]  # codes [B, S], targets [B, S], speaker [B]
 
+
+class CodeWindows:
+    """Random training windows of `segment` codes, utterances drawn in proportion to their length.
+
+    A window shorter than `segment` (short utterance) is padded: targets IGNORE, inputs 0.
+    A fraction `speaker_dropout` of the windows gets speaker -1 (the prior's unknown speaker).
+    """
+
+    def __init__(self, codeset: CodeSet, segment: int, batch_size: int, speaker_dropout: float):
+        if codeset.total_codes == 0:
+            raise DataError("no codes to train the prior on (empty training split)")
+        if segment < 1:
+            raise ConfigError(f"prior.segment_codes must be >= 1, got {segment}")
+        self.codeset, self.segment, self.batch_size = codeset, segment, batch_size
+        self.speaker_dropout = speaker_dropout
+        lengths = np.array([len(c) for c in codeset.codes], dtype=np.float64)
+        self.weights = lengths / lengths.sum()
+
+    def batch(self, seed: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch that depends on `seed` only (e.g. [cfg seed, rank, step]: a resumed run sees the same data).
+
+        Returns (codes LongTensor [B, S], targets [B, S] (IGNORE past the end), speaker [B] (-1 = unknown)).
+        """
+        rng = np.random.default_rng(seed)
+        B, S = self.batch_size, self.segment
+        targets = np.full((B, S), IGNORE, dtype=np.int64)
+        utts = rng.choice(len(self.weights), size=B, p=self.weights)
+        for b, u in enumerate(utts):
+            seq = self.codeset.codes[u]
+            start = int(rng.integers(0, max(len(seq) - S, 0) + 1))
+            window = seq[start:start + S]
+            targets[b, :len(window)] = window
+        speaker = self.codeset.speakers[utts].copy()
+        speaker[rng.random(B) < self.speaker_dropout] = -1
+        codes = np.where(targets == IGNORE, 0, targets)
+        return torch.from_numpy(codes), torch.from_numpy(targets), torch.from_numpy(speaker)
 
 class PriorTask:
     """The prior's part of training (the `vqaudio.training.loop.Task` protocol): windows of codes, NLL loss."""
