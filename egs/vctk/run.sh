@@ -37,10 +37,13 @@ num_convert=4           # test utterances converted to each target in stage 5
 max_eval_utts=24        # test utterances scored in stage 6
 enroll=false            # true: stage 7, enrolment of the held-out (test_unseen) speakers as new target voices
 num_enroll=10           # utterances of each held-out speaker used to enrol it (stage 7)
+real_dir=""             # real recordings, one folder per speaker with .txt transcripts (e.g.
+                        # ../../../shared/realspeech/fsdd): stage 8 converts them into the model's voices and scores
+                        # speaker-ID, PocketSphinx word accuracy and the probe (vqaudio evaluate-real)
 tag=""                  # experiment name suffix
 help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
   --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
-  --num-convert --max-eval-utts --enroll --num-enroll --tag (see the defaults at the top of $0)"
+  --num-convert --max-eval-utts --enroll --num-enroll --real-dir --tag (see the defaults at the top of $0)"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -130,6 +133,13 @@ enroll_voices() {
   log "enrolment results: $exp_root/enroll/results.md"
 }
 
+real_speech() {
+  pick_targets
+  $cmd evaluate-real "$real_dir" "$data" --model "$model" --out "$exp_root/real" \
+    --targets "$(echo $targets | tr ' ' ',')" --seed "$seed"
+  log "real-speech results: $exp_root/real/real.md"
+}
+
 pick_targets() {  # the first 3 training speakers, unless --targets named some
   [ -n "$targets" ] || targets=$(cut -d' ' -f1 "$data/train/spk2utt" | head -n 3 | tr '\n' ' ')
 }
@@ -142,4 +152,5 @@ run_stage 4 probe probe
 run_stage 5 convert convert
 run_stage 6 evaluate evaluate
 if [ "$enroll" = true ]; then run_stage 7 enroll enroll_voices; fi
+if [ -n "$real_dir" ]; then run_stage 8 real real_speech; fi
 log "all stages done; results in $exp_root/RESULTS.md"
