@@ -72,6 +72,12 @@ and converts is what the results below measured (speaker id of conversions, STOI
 
 {(exp / 'RESULTS.md').read_text()}
 """
+extra = [("Enrolled voices (`{}/enroll/results.md`)", exp / "enroll" / "results.md"),
+         ("Real recordings in (`{}/real/real.md`)", exp / "real" / "real.md")]
+for title, path in extra:  # stages 7 and 8 of the recipe, when they ran
+    if path.exists():
+        body = path.read_text().split("\n", 1)[1] if path.read_text().startswith("# ") else path.read_text()
+        card += f"\n## {title.format(exp)}\n{body}"
 (dest / "MODEL_CARD.md").write_text(card)
 print(f"shipped {dest}/vqvae.pt ({model.identity}), {dest}/prior.pt ({prior.identity}), {dest}/MODEL_CARD.md")
 EOF
