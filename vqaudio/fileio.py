@@ -87,15 +87,17 @@ def load_array_pair(values_path: Path, index_path: Path) -> tuple[np.ndarray, np
     return None
 
 
-def save_array_pair(values_path: Path, index_path: Path, values: np.ndarray, index: np.ndarray,
+def save_array_pair(values_path: Path, index_path: Path, values: np.ndarray | None, index: np.ndarray,
                     stale: Iterable[Path] = ()) -> None:
     """Remove the `stale` cache files (those not of this pair), then write `values` and `index` atomically, the
-    index last: its presence marks a complete cache."""
+    index last: its presence marks a complete cache. `values` None: already written to `values_path` (a large array
+    filled in place, e.g. through `numpy.lib.format.open_memmap` under `atomic_path`)."""
     values_path.parent.mkdir(parents=True, exist_ok=True)
     for old in stale:
         if old not in (values_path, index_path):
             old.unlink(missing_ok=True)
-    with atomic_path(values_path) as tmp:
-        np.save(tmp, values)
+    if values is not None:
+        with atomic_path(values_path) as tmp:
+            np.save(tmp, values)
     with atomic_path(index_path) as tmp:
         np.save(tmp, index)

@@ -125,3 +125,17 @@ def test_dataset_perturbs_inputs_and_leaves_targets_untouched(tmp_path: Path) ->
         assert torch.equal(perturbed.batch(step, 4).inputs, b.inputs)  # a function of (seed, rank, step)
     assert 0 < changed < 24  # some windows perturbed, some left clean (3 in 4 expected)
     assert all(v.inputs is None for v in perturbed.fixed_batches(2, 4))  # validation stays clean
+
+
+def test_speaker_copies_are_read_at_the_windows_own_samples() -> None:
+    """Each perturbed window is the same span of the copy as the clean window is of the samples, across utterances
+    of different lengths (here the copy is the samples doubled, so the input must be twice the clean window)."""
+    from vqaudio.data.dataset import Perturbation
+
+    audio = [synthetic_wav(s, seconds, 100.0 + 30 * s) for s, seconds in enumerate((0.3, 0.05, 0.7, 0.2))]
+    ds = SegmentDataset.from_waveforms(audio, [0, 1, 2, 3], 2048, seed=3)
+    copies = (ds.samples.astype(np.int32)[None] // 2).astype(np.int16)  # one copy: half the samples
+    ds.perturbation = Perturbation(PerturbConfig(speaker=1.0, copies=1), SR, copies)
+    for step in range(5):
+        batch = ds.batch(step, 8)
+        assert torch.allclose(batch.inputs, batch.wav / 2, atol=1e-4)

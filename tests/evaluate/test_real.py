@@ -77,4 +77,28 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
 def test_evaluate_real_refuses_a_missing_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate-real", str(tmp_path / "nope"), str(tmp_path), "--model",
                                  str(tmp_path / "m.pt")])
-    assert result.exit_code == 1 and result.output.count("\n") <= 2, result.output
+    assert result.exit_code == 1 and "no such folder" in result.output, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_real_refuses_a_speaker_with_too_few_recordings(tmp_path: Path) -> None:
+    import soundfile as sf
+    import torch
+    from helpers.tiny_models import tiny_config
+    from helpers.train_fixtures import synthetic_wav
+
+    from vqaudio.models import build_vqvae
+    from vqaudio.models.io import save_model
+
+    data = make_data_root(tmp_path / "data", utts=1, seconds=0.3)
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", build_vqvae(tiny_config(), 2), tiny_config(), ["p225", "p226"], {})
+    for spk, n in (("ann", 3), ("bob", 1)):
+        (tmp_path / "real" / spk).mkdir(parents=True)
+        for i in range(n):
+            sf.write(tmp_path / "real" / spk / f"{spk}_{i}.wav", synthetic_wav(i, 0.3, 120.0), 16000)
+            (tmp_path / "real" / spk / f"{spk}_{i}.txt").write_text("one")
+    result = runner.invoke(app, ["evaluate-real", str(tmp_path / "real"), str(data), "--model",
+                                 str(tmp_path / "m.pt"), "--convert-per-speaker", "1", "--n-targets", "1"])
+    assert result.exit_code == 1 and "too few recordings of bob" in result.output, result.output
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -280,3 +280,15 @@ def test_cuda_bf16_training_and_cpu_loading(tmp_path, data):
     assert all(np.isfinite(r["loss"]) for r in records(tmp_path / "exp"))
     assert result.valid and np.isfinite(result.valid["nll"])
     assert next(load_model(tmp_path / "exp" / "model.pt").model.parameters()).device.type == "cpu"
+
+
+def test_a_run_from_before_a_config_section_existed_still_resumes() -> None:
+    """An older config.yaml has no `perturb` section: it counts as that section's defaults, not as a change."""
+    from vqaudio.config import Config, to_dict
+
+    new = to_dict(Config())
+    old = {k: v for k, v in new.items() if k != "perturb"}
+    assert ckpt.config_differences(old, new, ("model", "train", "perturb"), "train") == []
+    changed = to_dict(Config())
+    changed["perturb"]["speaker"] = 0.5
+    assert ckpt.config_differences(old, changed, ("model", "train", "perturb"), "train") == ["perturb.speaker"]

@@ -50,7 +50,7 @@ def encode_cmd(
     if compress:
         from vqaudio.inference.files import compress_file
 
-        result = compress_file(input_path, output_path, model, prior, speaker)
+        result = compress_file(input_path, output_path, model, prior, speaker, warn)
         console.print(f"wrote {output_path} ({result.n_codes} codes, {result.n_bytes} bytes: "
                       f"{result.bits_per_code:.2f} bits/code, {result.bits_per_second:.0f} bit/s)", highlight=False)
         return

@@ -6,8 +6,8 @@ survives the perturbation (the words) and drop what it changes (the channel, the
 - **channel** (`channel`, on the fly, per window): random EQ, band-limiting (telephone 300-3400 Hz or a random
   low-pass), a resampling round trip, additive coloured noise at a random SNR, clipping and gain. Real recordings
   (a laptop microphone, an 8 kHz phone call) differ from the training corpus in exactly these.
-- **speaker** (`speaker_copies`, made once per training run from the cached WORLD features and kept in
-  EXP_DIR/cache): WORLD resyntheses of each utterance with its F0 shifted and its spectral envelope's frequency
+- **speaker** (`speaker_copies`, made once from the cached WORLD features and kept beside them in
+  DATA/<split>/world/): WORLD resyntheses of each utterance with its F0 shifted and its spectral envelope's frequency
   axis warped (a vocal-tract-length change), as in information-perturbation voice conversion training (Choi et al.
   2021, NANSY): the codes of a voice and of the same words in a shifted voice should agree, so the speaker has to
   come from the decoder's speaker embedding. The copies are vocoded audio too, so the encoder also learns to code
@@ -30,7 +30,7 @@ from vqaudio.audio import level_gain, resample
 from vqaudio.config import PerturbConfig
 from vqaudio.data.world import WorldSettings, pool_map, synthesize
 from vqaudio.errors import ConfigError
-from vqaudio.fileio import load_array_pair, save_array_pair
+from vqaudio.fileio import atomic_path, load_array_pair, save_array_pair
 
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz
 LOWPASS_RANGE = (3400.0, 7500.0)  # Hz, at 16 kHz
@@ -166,20 +166,35 @@ def speaker_copies(values: np.ndarray, frames: np.ndarray, lengths: np.ndarray, 
     `cache/copies-<name>-<features_key>-<tag>.npy` (tag: a hash of the copies' settings and the seed)."""
     settings = {k: v for k, v in asdict(cfg).items() if k in ("copies", "pitch_semitones", "formant_warp")}
     tag = hashlib.sha256(json.dumps([settings, seed], sort_keys=True).encode()).hexdigest()[:8]
+    lengths = np.asarray(lengths, np.int64)
     if cache is not None:
         stem = f"copies-{name}-{features_key}-{tag}"
         values_path, index_path = cache / f"{stem}.npy", cache / f"{stem}.lengths.npy"
         cached = load_array_pair(values_path, index_path)
         if cached is not None and np.array_equal(cached[1], lengths):
             return cached[0]
-    offsets = np.concatenate([[0], np.cumsum(frames)])
+    offsets, starts = np.concatenate([[0], np.cumsum(frames)]), np.concatenate([[0], np.cumsum(lengths)])
     jobs = [(values[offsets[u]:offsets[u + 1]], int(lengths[u]), copy_settings(cfg, seed, u), world)
             for u in range(len(lengths))]
+    shape = (cfg.copies, int(starts[-1]))
+    if cache is None:
+        return _fill(np.zeros(shape, np.int16), jobs, starts, name, cfg, show_progress)
+    # written utterance by utterance into a memory-mapped file (a VCTK-size set never sits in memory twice), then
+    # renamed into place; copies of older features of these settings (the audio changed) go, others stay
+    with atomic_path(values_path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape)
+        _fill(out, jobs, starts, name, cfg, show_progress).flush()
+        del out
+    save_array_pair(values_path, index_path, None, lengths,
+                    cache.glob(f"copies-{name}-{features_key.split('-')[0]}-*-{tag}*.npy"))
+    return load_array_pair(values_path, index_path)[0]
+
+
+def _fill(out: np.ndarray, jobs: list, starts: np.ndarray, name: str, cfg: PerturbConfig,
+          show_progress: bool | None) -> np.ndarray:
+    """Put each utterance's copies (`_copies_of`, on both cores) at its samples' place in `out` [copies, S]."""
     parts = pool_map(_copies_of, jobs, f"speaker perturbation: {cfg.copies} WORLD copies of {name}",
                      show_progress=show_progress)
-    copies = np.concatenate(parts, axis=1) if parts else np.zeros((cfg.copies, 0), np.int16)
-    if cache is not None:
-        # copies of older features (the audio or the analysis changed) go; those of other perturbation settings stay
-        save_array_pair(values_path, index_path, copies, np.asarray(lengths, np.int64),
-                        cache.glob(f"copies-{name}-*-{tag}*.npy"))
-    return copies
+    for u, part in enumerate(parts):
+        out[:, starts[u]:starts[u + 1]] = part
+    return out

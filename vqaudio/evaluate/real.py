@@ -8,8 +8,8 @@ train the speaker-ID. Figures:
   `train` utterances of DATA_DIR) plus the real speakers (their unscored utterances); conversions of the scored
   utterances into the target voices, identified as the target and as the real source speaker.
 - **content by recognition**: PocketSphinx under a grammar of the transcripts' words
-  (`vqaudio.evaluate.recognize`) on the sources (resampled to the model's rate), on their reconstructions and on
-  their conversions; word accuracy of each. A reconstruction of a real speaker is decoded in the model voice the
+  (`vqaudio.evaluate.recognize`) on the sources, their reconstructions and their conversions (all resampled to
+  PocketSphinx's 16 kHz); word accuracy of each. A reconstruction of a real speaker is decoded in the model voice the
   speaker-ID finds nearest to that speaker (the model has no voice of its own for it).
 - **content by the phoneme probe**: the paper's code -> phone mapping fitted on DATA_DIR's train split, scored on
   the real sources against PocketSphinx forced alignments of their transcripts, and on re-encoded conversions.
@@ -59,30 +59,43 @@ def read_real_set(folder: str | os.PathLike, opts: RealOptions, sample_rate: int
                   ) -> tuple[list[RealUtterance], list[RealUtterance]]:
     """(scored, speaker-ID only) utterances of FOLDER/<speaker>/*.{wav,flac,ogg} with `.txt` transcripts."""
     from vqaudio.audio import load_audio
+    from vqaudio.data.align import words_of
     from vqaudio.data.corpus import scan_folders
 
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder (expected FOLDER/<speaker>/<audio> with .txt transcripts)")
+    root = check_real_dir(folder)
+    if opts.convert_per_speaker < 1 or opts.id_per_speaker < 1:
+        raise DataError("--convert-per-speaker and --id-per-speaker must be at least 1")
     by_speaker: dict[str, list] = {}
     for u in scan_folders(root):
-        if u.text:
+        if u.text and words_of(u.text):
             by_speaker.setdefault(u.speaker, []).append(u)
-    if len(by_speaker) < 1:
+    if not by_speaker:
         raise DataError(f"{root}: no transcribed audio found (FOLDER/<speaker>/<name>.wav with <name>.txt)")
 
     def read(u) -> RealUtterance | None:
         wav = load_audio(u.audio, sample_rate)
         wav = wav[: len(wav) // hop * hop]
-        return RealUtterance(u.utt, u.speaker, u.text.lower().split(), wav) if len(wav) else None
+        return RealUtterance(u.utt, u.speaker, words_of(u.text), wav) if len(wav) else None
 
     scored, rest = [], []
     for utts in by_speaker.values():
-        chosen = pick([u.utt for u in utts], opts.convert_per_speaker)
-        others = pick([u.utt for u in utts if u.utt not in set(chosen)], opts.id_per_speaker)
-        scored += [r for u in utts if u.utt in set(chosen) and (r := read(u)) is not None]
-        rest += [r for u in utts if u.utt in set(others) and (r := read(u)) is not None]
+        chosen = set(pick([u.utt for u in utts], opts.convert_per_speaker))
+        others = set(pick([u.utt for u in utts if u.utt not in chosen], opts.id_per_speaker))
+        scored += [r for u in utts if u.utt in chosen and (r := read(u)) is not None]
+        rest += [r for u in utts if u.utt in others and (r := read(u)) is not None]
+    short = sorted({r.speaker for r in scored} - {r.speaker for r in rest})
+    if short:
+        raise DataError(f"{root}: too few recordings of {', '.join(short)} to both convert "
+                        f"{opts.convert_per_speaker} and train the speaker-ID (lower --convert-per-speaker)")
     return scored, rest
+
+
+def check_real_dir(folder: str | os.PathLike) -> Path:
+    """FOLDER as a Path, refused (one line) when it is not a folder."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder (expected FOLDER/<speaker>/<audio> with .txt transcripts)")
+    return root
 
 
 def _nearest_voices(clf, rest: list[RealUtterance], voices: list[str]) -> dict[str, str]:
@@ -95,17 +108,25 @@ def _nearest_voices(clf, rest: list[RealUtterance], voices: list[str]) -> dict[s
     return out
 
 
-def _align(scored: list[RealUtterance]) -> dict[str, list[str]]:
+def _align(scored: list[RealUtterance], sample_rate: int) -> dict[str, list[str]]:
     """10 ms phone labels of each scored utterance from a PocketSphinx forced alignment of its words."""
     from vqaudio.data.align import Aligner
     from vqaudio.data.textgrid import frame_labels
 
     aligner, labels = Aligner(), {}
     for r in scored:
-        result = aligner.align(r.wav, " ".join(r.words)) if r.wav.size else None
+        result = aligner.align(to_16k(r.wav, sample_rate), " ".join(r.words)) if r.wav.size else None
         if result is not None:
             labels[r.utt] = frame_labels(result.alignment)
     return labels
+
+
+def to_16k(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`wav` [T] at `sample_rate` resampled to PocketSphinx's rate (16 kHz)."""
+    from vqaudio.audio import resample
+    from vqaudio.data.align import SAMPLE_RATE
+
+    return resample(wav, sample_rate, SAMPLE_RATE)
 
 
 def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike,
@@ -116,13 +137,11 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     from vqaudio.evaluate.speaker_id import SpeakerClassifier
 
     opts = opts or RealOptions()
+    check_real_dir(real_dir)  # before the model is loaded: the folder is the likelier mistake
     loaded, model_path = load(model_path)
     sr, hop, rate = loaded.sample_rate, loaded.hop_length, loaded.sample_rate / loaded.hop_length
     targets = choose_targets(loaded, DataDir.load(Path(data_dir) / "train").speakers, opts.targets, opts.n_targets)
     scored, rest = read_real_set(real_dir, opts, sr, hop)
-    if not rest:
-        raise DataError(f"{real_dir}: too few recordings per speaker to also train the speaker-ID "
-                        f"(lower --convert-per-speaker)")
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)
     voices = [s for s in loaded.speakers if s in {train.data.utt2spk[u] for u in train.utterances}]
     clf = SpeakerClassifier(sr).fit([train.wavs[u] for u in train.utterances] + [r.wav for r in rest],
@@ -139,7 +158,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     rec = WordRecognizer(sorted({w for r in scored + rest for w in r.words}),
                          max_words=max(len(r.words) for r in scored + rest))
     refs = [r.words for r in scored]
-    labels = _align(scored)
+    labels = _align(scored, sr)
     mapping = None
     if train.labels:
         real_set = P.LabelledCodes("real", codes, labels, train.codebook)
@@ -163,9 +182,9 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
             "conversion_as_target": conv_id.target_share, "conversion_as_source": conv_id.source_share,
         },
         "word_accuracy": {
-            "source": word_accuracy(refs, [rec.recognize(r.wav) for r in scored]),
-            "reconstruction": word_accuracy(refs, [rec.recognize(w) for w in recon]),
-            "conversion": word_accuracy([r.words for r, _ in pairs], [rec.recognize(w) for w in convs]),
+            "source": word_accuracy(refs, [rec.recognize(to_16k(r.wav, sr)) for r in scored]),
+            "reconstruction": word_accuracy(refs, [rec.recognize(to_16k(w, sr)) for w in recon]),
+            "conversion": word_accuracy([r.words for r, _ in pairs], [rec.recognize(to_16k(w, sr)) for w in convs]),
         },
         "probe": {"aligned_utterances": len(labels), "source": probe(codes, labels),
                   "conversion_reencoded": probe(re_conv, conv_labels)},

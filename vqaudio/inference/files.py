@@ -136,18 +136,23 @@ class CompressResult:
 
 
 def compress_file(input_path: str | os.PathLike, output_path: str | os.PathLike, model: str | os.PathLike | None = None,
-                  prior: str | os.PathLike | None = None, speaker: str | None = None) -> CompressResult:
+                  prior: str | os.PathLike | None = None, speaker: str | None = None,
+                  on_warning: Callable[[str], None] | None = None) -> CompressResult:
     """`vqaudio encode IN OUT.vqc --compress`: audio -> codes (`encode`) -> arithmetic-coded `.vqc`.
 
     `model` / `prior` None: the codec's default model / the shipped prior. `speaker`: a speaker id of the
-    model to condition the prior on and to record in the file (None: the prior's unknown speaker).
+    model to condition the prior on and to record in the file (None: the prior's unknown speaker). `on_warning`
+    gets what `vqaudio.audio.input_warnings` finds in the input.
     """
     from vqaudio.audio import load_audio
 
     loaded = load_codec(model)
     loaded_prior = load_prior(resolve_prior_path(prior))
     index = speaker_index(loaded, speaker) if speaker is not None else None
-    codes = encode(loaded, load_audio(input_path, loaded.sample_rate))
+    warnings: list[str] = []
+    codes = encode(loaded, load_audio(input_path, loaded.sample_rate, warnings=warnings))
+    for w in warnings if on_warning is not None else []:
+        on_warning(w)
     n_bytes = save_compressed(output_path, loaded_prior, codes, index, loaded.identity)
     return CompressResult(len(codes), n_bytes, len(codes) * loaded.hop_length / loaded.sample_rate)
 

@@ -118,7 +118,10 @@ RESUMABLE_KEYS = ("max_steps", "max_minutes", "threads", "log_every", "valid_eve
 def config_differences(old: dict, new: dict, sections: tuple[str, ...], train_section: str) -> list[str]:
     """Dotted keys under `sections` whose values differ between two config dicts, except
     `train_section`.RESUMABLE_KEYS."""
-    flat_old, flat_new = _flatten({s: old.get(s) for s in sections}), _flatten({s: new.get(s) for s in sections})
+    # a section an older version did not write counts as its defaults (e.g. `perturb`, added later)
+    defaults = to_dict(Config())
+    flat_old = _flatten({s: old.get(s, defaults.get(s)) for s in sections})
+    flat_new = _flatten({s: new.get(s) for s in sections})
     skip = {f"{train_section}.{k}" for k in RESUMABLE_KEYS}
     keys = sorted((set(flat_old) | set(flat_new)) - skip)
     return [k for k in keys if flat_old.get(k) != flat_new.get(k)]
