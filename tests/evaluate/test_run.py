@@ -66,3 +66,17 @@ def test_entropy_bitrate_hook(tmp_path):
     save_prior(tmp_path / "other.pt", prior, ["a", "b"], "not-this-model")
     with pytest.raises(VQAudioError, match="not this model"):
         run.entropy_bitrate(str(tmp_path / "other.pt"), loaded, split)
+
+
+def test_decode_codes_passes_the_f0_mode_to_the_codec(monkeypatch) -> None:
+    """`vqaudio evaluate --f0 mapped` reaches the codec library's synthesis (and None leaves the model's mode)."""
+    import numpy as np
+
+    from vqaudio.inference import codec
+
+    seen = []
+    monkeypatch.setattr(codec, "speaker_index", lambda loaded, s: 0)
+    monkeypatch.setattr(codec, "synthesize", lambda *a, **kw: seen.append(kw.get("f0_mode")) or [np.zeros(4)])
+    for mode in ("mapped", None):
+        splits.decode_codes(object(), [np.zeros(2, np.int64)], ["p225"], f0_mode=mode)
+    assert seen == ["mapped", None]

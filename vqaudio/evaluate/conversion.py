@@ -44,7 +44,8 @@ def _mean(values: list[float]) -> float:
 
 
 def vc_section(loaded: LoadedModel, train: SplitData, test: SplitData, utts: list[str], recon: list[np.ndarray],
-               targets: list[str], mapping: list[str] | None, temperature: float = 1.0, seed: int = 0
+               targets: list[str], mapping: list[str] | None, temperature: float = 1.0, seed: int = 0,
+               f0_mode: str | None = None
                ) -> tuple[dict[str, Any], dict[tuple[str, str], np.ndarray]]:
     """Voice conversion of `utts` to `targets`: speaker similarity, content preservation, shared-sentence MCD."""
     from vqaudio.evaluate.speaker_id import SpeakerClassifier
@@ -55,7 +56,7 @@ def vc_section(loaded: LoadedModel, train: SplitData, test: SplitData, utts: lis
     real = [u for u in test.utterances if spk[u] in clf.speakers]
     pairs = [(u, t) for u in utts for t in targets if t != spk[u]]
     conv = decode_codes(loaded, [test.codes[u] for u, _ in pairs], [t for _, t in pairs], temperature,
-                        seed + 1, label="convert", sources=[test.wavs[u] for u, _ in pairs])
+                        seed + 1, label="convert", sources=[test.wavs[u] for u, _ in pairs], f0_mode=f0_mode)
     convs = dict(zip(pairs, conv, strict=True))
     conv_id = clf.score(conv, [t for _, t in pairs], [spk[u] for u, _ in pairs])
     re_recon = {u: encode_wav(loaded, w) for u, w in zip(utts, recon, strict=True)}

@@ -70,6 +70,7 @@ class EvaluateOptions:
     prior: str | None = None  # prior file for the entropy-coded bitrate
     baselines: bool = True  # Codec2 / Opus when installed
     plots: int = 2  # utterances with spectrograms and audio samples written
+    f0: str | None = None  # vocoder kind: F0 of conversions, "predicted" or "mapped" (None: the model's f0_mode)
 
 
 def signal_scores(refs: list[np.ndarray], outs: list[np.ndarray], sample_rate: int) -> dict[str, float]:
@@ -189,7 +190,7 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike | No
                          opts.seed, label="reconstruct")
     results["codec"] = codec_section(loaded, test, utts, recon, opts)
     results["voice_conversion"], convs = vc_section(loaded, train, test, utts, recon, targets, mapping,
-                                                            opts.temperature, opts.seed)
+                                                            opts.temperature, opts.seed, opts.f0)
     results["abx"] = abx_section(loaded, test, opts)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -132,17 +132,18 @@ def model_summary(loaded: LoadedModel, path: str | os.PathLike) -> dict[str, Any
 
 
 def decode_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[str], temperature: float = 1.0,
-                 seed: int = 0, label: str = "decode", sources: list[np.ndarray] | None = None
-                 ) -> list[np.ndarray]:
+                 seed: int = 0, label: str = "decode", sources: list[np.ndarray] | None = None,
+                 f0_mode: str | None = None) -> list[np.ndarray]:
     """Waveforms [N_i * hop] decoded from codes [N_i], each in its speaker's voice (ids of `loaded.speakers`),
     in one batch through the codec library (`vqaudio.inference.codec.synthesize`), with a progress bar. `sources`: the
-    waveforms the codes came from (the vocoder kind's F0 mapping uses them, as `vqaudio convert` does)."""
+    waveforms the codes came from (the vocoder kind's F0 mapping uses them, as `vqaudio convert` does); `f0_mode`:
+    the vocoder kind's F0 in conversion ("predicted" / "mapped"; None: the model's)."""
     from vqaudio.inference.codec import speaker_index, synthesize
 
     index = [speaker_index(loaded, s) for s in speakers]
     with progress() as bar:
         task = bar.add_task(label, total=1, info="")
-        outs = synthesize(loaded, codes, index, temperature, seed, sources=sources,
+        outs = synthesize(loaded, codes, index, temperature, seed, sources=sources, f0_mode=f0_mode,
                           on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     return outs
 
