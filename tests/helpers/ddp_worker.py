@@ -1,4 +1,4 @@
-"""One rank of the two-process DDP test (tests/test_ddp.py), started by torch.multiprocessing.spawn."""
+"""One rank of the two-process DDP test (tests/training/test_ddp.py), started by torch.multiprocessing.spawn."""
 
 from __future__ import annotations
 
