@@ -20,6 +20,7 @@ from vqaudio.fileio import atomic_path
 
 DEFAULT_SAMPLE_RATE = 16000
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")  # what folders of audio are searched for
+INT16_SCALE = 32767.0  # float [-1, 1] <-> the int16 stores of training audio
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE, min_samples: int = 1,
@@ -87,6 +88,13 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, sample_r
         subtype = "PCM_16"
     with atomic_path(p) as tmp:
         sf.write(str(tmp), wav, sample_rate, format=fmt, subtype=subtype)
+
+
+def to_int16(wav: np.ndarray) -> np.ndarray:
+    """float [T] in [-1, 1] -> int16 [T], clipped and rounded (int16 input is returned as is)."""
+    if wav.dtype == np.int16:
+        return wav
+    return np.round(np.clip(wav, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
 
 
 def frame_power(wav: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE, seconds: float = 0.02) -> np.ndarray:

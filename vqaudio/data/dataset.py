@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vqaudio.audio import level_gain, load_audio
+from vqaudio.audio import INT16_SCALE, level_gain, load_audio, to_int16
 from vqaudio.config import PerturbConfig
 from vqaudio.data.kaldi import DataDir
 from vqaudio.data.perturb import channel, speaker_copies
@@ -34,7 +34,6 @@ from vqaudio.errors import DataError
 from vqaudio.fileio import files_digest, load_array_pair, save_array_pair
 from vqaudio.progress import progress
 
-_INT16_SCALE = 32767.0
 _VALID_STREAM = 1 << 20  # rank slot of the fixed validation windows (never a real rank)
 
 
@@ -146,7 +145,7 @@ class SegmentDataset:
                        seed: int = 0) -> SegmentDataset:
         """From one [T] array per utterance, float in [-1, 1] or int16."""
         lengths = np.array([len(a) for a in audio], dtype=np.int64)
-        samples = np.concatenate([_to_int16(a) for a in audio]) if audio else np.zeros(0, np.int16)
+        samples = np.concatenate([to_int16(a) for a in audio]) if audio else np.zeros(0, np.int16)
         return cls(samples, lengths, speaker_index, segment_samples, seed)
 
     @classmethod
@@ -175,7 +174,7 @@ class SegmentDataset:
         gains = None
         if level_db is not None:
             offsets = np.concatenate([[0], np.cumsum(lengths)])
-            gains = np.array([level_gain(samples[a:b] / _INT16_SCALE, level_db, sample_rate)
+            gains = np.array([level_gain(samples[a:b] / INT16_SCALE, level_db, sample_rate)
                               for a, b in zip(offsets[:-1], offsets[1:], strict=True)], np.float32)
         features = None
         if world is not None:
@@ -235,7 +234,7 @@ class SegmentDataset:
             starts.append(start)
             take = min(T, n)
             base = int(self.offsets[u]) + start
-            wav[i, :take] = self.samples[base:base + take] / _INT16_SCALE
+            wav[i, :take] = self.samples[base:base + take] / INT16_SCALE
             if self.gains is not None:
                 wav[i, :take] *= self.gains[u]
         spans = [(int(self.offsets[u]) + start, min(T, int(self.lengths[u]))) for u, start in zip(utts, starts,
@@ -266,17 +265,10 @@ class Perturbation:
             if self.copies is not None and rng.random() < self.cfg.speaker:
                 copy = self.copies[int(rng.integers(len(self.copies)))]
                 out[i] = 0.0
-                out[i, :take] = copy[base:base + take] / _INT16_SCALE
+                out[i, :take] = copy[base:base + take] / INT16_SCALE
             if rng.random() < self.cfg.channel:
                 out[i] = channel(out[i], rng, self.cfg, self.sample_rate)
         return torch.from_numpy(out)
-
-
-def _to_int16(wav: np.ndarray) -> np.ndarray:
-    """float [T] in [-1, 1] -> int16 [T] (int16 input is returned as is)."""
-    if wav.dtype == np.int16:
-        return wav
-    return np.round(np.clip(wav, -1.0, 1.0) * _INT16_SCALE).astype(np.int16)
 
 
 def _load_cached(paths: list[str], sample_rate: int, show_progress: bool | None, name: str,
@@ -304,7 +296,7 @@ def _load_all(paths: list[str], sample_rate: int, show_progress: bool | None, na
     with progress(transient=True, disable=None if show_progress is None else not show_progress) as bar, \
             ThreadPoolExecutor(workers) as pool:
         task = bar.add_task(f"loading {name}", total=len(paths), info="")
-        for wav in pool.map(lambda p: _to_int16(load_audio(p, sample_rate)), paths):
+        for wav in pool.map(lambda p: to_int16(load_audio(p, sample_rate)), paths):
             out.append(wav)
             bar.advance(task)
     return out

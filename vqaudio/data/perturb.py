@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqaudio.audio import level_gain, resample
+from vqaudio.audio import level_gain, resample, to_int16
 from vqaudio.config import PerturbConfig
 from vqaudio.data.world import WorldSettings, pool_map, synthesize
 from vqaudio.errors import ConfigError
@@ -36,7 +36,6 @@ TELEPHONE_BAND = (300.0, 3400.0)  # Hz
 LOWPASS_RANGE = (3400.0, 7500.0)  # Hz, at 16 kHz
 RESAMPLE_RATES = (8000, 11025, 12000)
 _RAMP_HZ = 100.0  # width of the raised-cosine edges of the band filters
-_INT16_SCALE = 32767.0
 
 
 def check(cfg: PerturbConfig) -> None:
@@ -153,7 +152,7 @@ def _copies_of(job: tuple[np.ndarray, int, list[tuple[float, float]], WorldSetti
     for i, (f0_scale, warp) in enumerate(settings):
         wav = synthesize(feats, world, length, f0_scale=f0_scale, warp=warp)
         wav *= level_gain(wav, world.level_db, world.sample_rate)
-        out[i] = np.round(np.clip(wav, -1.0, 1.0) * _INT16_SCALE).astype(np.int16)
+        out[i] = to_int16(wav)
     return out
 
 

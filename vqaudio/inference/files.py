@@ -22,21 +22,32 @@ from vqaudio.inference.prior import LoadedPrior, load_prior, resolve_prior_path
 from vqaudio.models.io import LoadedModel
 
 ProgressFn = Callable[[int, int], None]
+WarnFn = Callable[[str], None]
+
+
+def read_inputs(paths: list[str | os.PathLike], loaded: LoadedModel, on_warning: WarnFn | None,
+                min_samples: int = 1) -> list[np.ndarray]:
+    """Every input file read at the model's rate (float32 [T_i]; one bad file refuses them all before any work),
+    then what `vqaudio.audio.input_warnings` found in them handed to `on_warning` (band-limited, clipped or
+    near-silent input: warnings, not refusals)."""
+    from vqaudio.audio import load_audio
+
+    warnings: list[str] = []
+    wavs = [load_audio(p, loaded.sample_rate, min_samples=min_samples, warnings=warnings) for p in paths]
+    for w in warnings if on_warning is not None else []:
+        on_warning(w)
+    return wavs
 
 
 def encode_file(input_path: Path, output_path: Path, model: Path | None = None,
-                on_progress: ProgressFn | None = None, on_warning: Callable[[str], None] | None = None) -> np.ndarray:
+                on_progress: ProgressFn | None = None, on_warning: WarnFn | None = None) -> np.ndarray:
     """Audio file -> codes file (.npy int16 [N], with a `<output>.json` sidecar naming the model); returns codes.
     `on_warning` gets each of `vqaudio.audio.input_warnings` (band-limited, clipped, near-silent input)."""
-    from vqaudio.audio import load_audio
     from vqaudio.fileio import refuse_same_path
 
     refuse_same_path([Path(input_path)], Path(output_path))
     loaded = load_codec(model)
-    warnings: list[str] = []
-    wav = load_audio(input_path, loaded.sample_rate, min_samples=loaded.hop_length, warnings=warnings)
-    for w in warnings if on_warning is not None else []:
-        on_warning(w)
+    [wav] = read_inputs([input_path], loaded, on_warning, loaded.hop_length)
     codes = encode(loaded, wav, on_progress=on_progress)
     save_codes(output_path, codes, loaded)
     return codes
@@ -99,18 +110,15 @@ def conversion_paths(paths: list[Path], out_dir: Path | None) -> tuple[list[Path
 def convert_files(inputs: list[Path], outputs: list[Path], target_speaker: str, model: Path | None = None,
                   temperature: float = 1.0, seed: int | None = None,
                   on_progress: ProgressFn | None = None, f0_mode: str | None = None,
-                  on_warning: Callable[[str], None] | None = None) -> list[np.ndarray]:
+                  on_warning: WarnFn | None = None) -> list[np.ndarray]:
     """Convert audio files to `target_speaker`'s voice in one batch; every input is read (and refused if bad)
     before any generation starts; `on_warning` gets what `vqaudio.audio.input_warnings` finds. Returns the
     waveforms."""
-    from vqaudio.audio import load_audio, save_audio
+    from vqaudio.audio import save_audio
 
     loaded = load_codec(model)
     index = speaker_index(loaded, target_speaker)
-    warnings: list[str] = []
-    wavs = [load_audio(p, loaded.sample_rate, min_samples=loaded.hop_length, warnings=warnings) for p in inputs]
-    for w in warnings if on_warning is not None else []:
-        on_warning(w)
+    wavs = read_inputs(inputs, loaded, on_warning, loaded.hop_length)
     outs = convert(loaded, wavs, loaded.speakers[index], temperature, seed, on_progress=on_progress, f0_mode=f0_mode)
     for path, wav in zip(outputs, outs, strict=True):
         save_audio(path, wav, loaded.sample_rate)
@@ -137,22 +145,18 @@ class CompressResult:
 
 def compress_file(input_path: str | os.PathLike, output_path: str | os.PathLike, model: str | os.PathLike | None = None,
                   prior: str | os.PathLike | None = None, speaker: str | None = None,
-                  on_warning: Callable[[str], None] | None = None) -> CompressResult:
+                  on_warning: WarnFn | None = None) -> CompressResult:
     """`vqaudio encode IN OUT.vqc --compress`: audio -> codes (`encode`) -> arithmetic-coded `.vqc`.
 
     `model` / `prior` None: the codec's default model / the shipped prior. `speaker`: a speaker id of the
     model to condition the prior on and to record in the file (None: the prior's unknown speaker). `on_warning`
     gets what `vqaudio.audio.input_warnings` finds in the input.
     """
-    from vqaudio.audio import load_audio
-
     loaded = load_codec(model)
     loaded_prior = load_prior(resolve_prior_path(prior))
     index = speaker_index(loaded, speaker) if speaker is not None else None
-    warnings: list[str] = []
-    codes = encode(loaded, load_audio(input_path, loaded.sample_rate, warnings=warnings))
-    for w in warnings if on_warning is not None else []:
-        on_warning(w)
+    [wav] = read_inputs([input_path], loaded, on_warning)
+    codes = encode(loaded, wav)
     n_bytes = save_compressed(output_path, loaded_prior, codes, index, loaded.identity)
     return CompressResult(len(codes), n_bytes, len(codes) * loaded.hop_length / loaded.sample_rate)
 
