@@ -31,6 +31,7 @@ from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
 from vqaudio.evaluate.splits import choose_targets, decode_codes, encode_wav, load, load_split, model_summary, pick
+from vqaudio.phones import PHONES
 
 
 @dataclass
@@ -160,11 +161,10 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     refs = [r.words for r in scored]
     labels = _align(scored, sr)
     mapping = None
-    if train.labels:
-        real_set = P.LabelledCodes("real", codes, labels, train.codebook)
-        report = P.probe_report(train.labelled(), [real_set], rate, int(loaded.config.vq.codebook_size),
-                                seed=opts.seed)
-        mapping = report.mapping
+    if train.labels:  # the paper's code -> phone mapping, as `probe_report` fits it (no linear probe needed here)
+        fitted = P.match_frames(train.codes, train.labels, rate)
+        majority = P.fit_majority(fitted.codes, fitted.phones, int(loaded.config.vq.codebook_size))
+        mapping = [PHONES[i] for i in majority]
     re_conv = {f"{r.utt}>{t}": encode_wav(loaded, w) for (r, t), w in zip(pairs, convs, strict=True)}
     conv_labels = {f"{r.utt}>{t}": labels[r.utt] for r, t in pairs if r.utt in labels}
 
