@@ -80,3 +80,13 @@ def test_decode_codes_passes_the_f0_mode_to_the_codec(monkeypatch) -> None:
     for mode in ("mapped", None):
         splits.decode_codes(object(), [np.zeros(2, np.int64)], ["p225"], f0_mode=mode)
     assert seen == ["mapped", None]
+
+
+def test_a_bad_f0_mode_is_refused_before_any_work(tmp_path) -> None:
+    import pytest
+
+    from vqaudio.errors import DataError
+
+    with pytest.raises(DataError, match="--f0 must be one of predicted, mapped"):
+        run.run_evaluate(tmp_path / "no_data", tmp_path / "no_model.pt", tmp_path / "out",
+                         run.EvaluateOptions(f0="bogus"))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from vqaudio.data.kaldi import DataDir
+from vqaudio.data.world import F0_MODES
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.conversion import vc_section
@@ -164,6 +165,8 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike | No
     from vqaudio.evaluate.tables import evaluation_tables
 
     opts = opts or EvaluateOptions()
+    if opts.f0 is not None and opts.f0 not in F0_MODES:  # refused before a minute of encoding, not after
+        raise DataError(f"--f0 must be one of {', '.join(F0_MODES)}, got {opts.f0!r}")
     for s in ("train", "test"):
         split_dir(data_dir, s)
     loaded, model_path = load(model_path)
