@@ -76,7 +76,7 @@ def test_encode_decode_and_convert(trained, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     out, sr = sf.read(tmp_path / "d.wav")
     assert sr == SR and len(out) == len(np.load(tmp_path / "c.npy")) * 64 and np.abs(out).max() > 0
-    for f0 in ("predicted", "mapped"):
+    for f0 in ("predicted", "normalized", "mapped"):
         result = run("convert", root / "in.wav", tmp_path / f"{f0}.wav", "--target-speaker", "p225", "--model", model,
                      "--f0", f0)
         assert result.exit_code == 0, result.output

@@ -87,6 +87,6 @@ def test_a_bad_f0_mode_is_refused_before_any_work(tmp_path) -> None:
 
     from vqaudio.errors import DataError
 
-    with pytest.raises(DataError, match="--f0 must be one of predicted, mapped"):
+    with pytest.raises(DataError, match="--f0 must be one of predicted, normalized, mapped"):
         run.run_evaluate(tmp_path / "no_data", tmp_path / "no_model.pt", tmp_path / "out",
                          run.EvaluateOptions(f0="bogus"))

@@ -111,6 +111,35 @@ def test_statistics_normalise_targets() -> None:
     assert np.allclose(back[:, :s.vuv_index], feats[:, :s.vuv_index], atol=1e-4)
 
 
+def test_speaker_global_variance_is_the_mean_of_utterance_variances() -> None:
+    dec = build_vqvae(load_config("quick").model, 2).decoder
+    s = dec.settings
+    rng = np.random.default_rng(2)
+    frames = np.array([100, 150, 120])
+    feats = rng.normal(0.0, 1.0, (frames.sum(), s.dims)).astype(np.float32)
+    feats[:, s.vuv_index] = 1.0
+    feats[250:, :s.lf0_index] *= 3.0  # speaker 1's one utterance varies 3x as much
+    feats[:50, s.vuv_index] = 0.0  # unvoiced frames do not count
+    feats[:50, :s.lf0_index] = 100.0
+    dec.set_statistics(feats, frames, np.array([0, 0, 1]))
+    v0 = (feats[50:100, :s.lf0_index].var(0) + feats[100:250, :s.lf0_index].var(0)) / 2
+    assert np.allclose(dec.speaker_envelope[0, 0].numpy(), v0, rtol=1e-4)
+    assert np.allclose(dec.speaker_envelope[1, 0].numpy(), feats[250:, :s.lf0_index].var(0), rtol=1e-4)
+    assert torch.all(dec.speaker_envelope[:, 1] == 0)  # the training speakers' bias
+
+
+def test_model_file_without_envelope_statistics_loads_with_postfilter_off(tmp_path) -> None:
+    cfg = load_config("quick", ["model.vocoder.gv_strength=1.0"])
+    model = build_vqvae(cfg.model, 2).eval()
+    save_model(tmp_path / "m.pt", model, cfg, ["a", "b"])
+    data = torch.load(tmp_path / "m.pt", weights_only=True)
+    del data["state_dict"]["decoder.speaker_envelope"]  # as written before the buffer existed
+    torch.save(data, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert torch.isnan(loaded.model.decoder.speaker_envelope[:, 0]).all()
+    assert torch.all(loaded.model.decoder.speaker_envelope[:, 1] == 0)
+
+
 def test_model_file_round_trip_keeps_kind_and_statistics(tmp_path) -> None:
     cfg = load_config("quick")
     model = build_vqvae(cfg.model, 2)
@@ -123,17 +152,19 @@ def test_model_file_round_trip_keeps_kind_and_statistics(tmp_path) -> None:
     save_model(tmp_path / "m.pt", model, cfg, ["a", "b"])
     loaded = load_model(tmp_path / "m.pt")
     assert loaded.model.kind == "vocoder" and loaded.config.decoder.kind == "vocoder"
-    for name in ("feature_mean", "feature_std", "speaker_lf0"):
+    for name in ("feature_mean", "feature_std", "speaker_lf0", "speaker_envelope"):
         assert torch.equal(getattr(loaded.model.decoder, name), getattr(model.decoder, name))
     codes = torch.randint(0, 32, (1, 20))
     assert torch.equal(loaded.model.decode_features(codes, torch.tensor([1])),
                        model.decode_features(codes, torch.tensor([1])))
     save_model(tmp_path / "half.pt", model, cfg, ["a", "b"], half=True)  # fp16 weights, fp32 statistics
     half = load_model(tmp_path / "half.pt")
-    for name in ("feature_mean", "feature_std", "speaker_lf0"):
+    for name in ("feature_mean", "feature_std", "speaker_lf0", "speaker_envelope"):
         assert torch.equal(getattr(half.model.decoder, name), getattr(model.decoder, name))
     with pytest.raises(ConfigError, match="f0_mode"):
         build_vqvae(load_config("quick", ["model.vocoder.f0_mode=guess"]).model, 2)
+    with pytest.raises(ConfigError, match="gv_strength"):
+        build_vqvae(load_config("quick", ["model.vocoder.gv_strength=1.5"]).model, 2)
 
 
 def test_wavenet_kind_is_unchanged_by_the_option() -> None:

@@ -50,7 +50,7 @@ def test_frozen_parts_stay_bit_identical(setup, enrolled) -> None:
     before, after = old.model.state_dict(), new.model.state_dict()
     assert set(before) == set(after)
     for key, value in before.items():
-        if key.endswith("speaker_embed.weight") or key.endswith("speaker_lf0"):
+        if key.endswith(("speaker_embed.weight", "speaker_lf0", "speaker_envelope")):
             assert torch.equal(after[key][: len(value)], value), key  # old rows unchanged, one new row
             assert len(after[key]) == len(value) + 1
         else:
@@ -58,6 +58,34 @@ def test_frozen_parts_stay_bit_identical(setup, enrolled) -> None:
     row = after["decoder.wavenet.speaker_embed.weight"][-1]
     assert not torch.equal(row, before["decoder.wavenet.speaker_embed.weight"].mean(0))  # it learnt
     assert np.log(250) < after["decoder.speaker_lf0"][-1, 0] < np.log(330)  # the voice's F0 (290 Hz)
+    gv, bias = after["decoder.speaker_envelope"][-1]
+    assert torch.isfinite(gv).all() and (gv > 0).all()  # the voice's global variance, for the postfilter
+    assert bias[0] == 0 and torch.isfinite(bias).all() and bias.abs().sum() > 0  # energy left alone
+
+
+def test_enrolment_bias_moves_decoded_envelopes_to_the_voice(setup, enrolled) -> None:
+    """The bias is what the decoder misses of the voice's mean envelope: with it added, the decoder's output for the
+    enrolment audio has, over the real voiced frames, about the real mean envelope (up to the per-file averaging)."""
+    from vqaudio.audio import load_audio
+    from vqaudio.data.world import analyze
+    from vqaudio.inference.vocode import decode_features
+    from vqaudio.models.vocoder import envelope_statistics
+
+    loaded = codec.load_codec(enrolled["path"], "cpu")
+    dec, row = loaded.model.decoder, loaded.speakers.index("new1")
+    bias = dec.speaker_envelope[row, 1].numpy()
+    errors_before, errors_after = [], []
+    for f in sorted(setup["voice"].iterdir()):
+        wav = load_audio(f, loaded.sample_rate)
+        wav = wav[: len(wav) // loaded.hop_length * loaded.hop_length]
+        made = decode_features(loaded, [codec.encode(loaded, wav)], [row])[0]
+        real = analyze(wav, dec.settings)[: len(made)]
+        voiced = real[:, dec.settings.vuv_index] >= 0.5
+        target = envelope_statistics(real, dec.settings)[0][1:]
+        decoded = envelope_statistics(made, dec.settings, voiced)[0][1:]
+        errors_before.append(np.abs(decoded - target).mean())
+        errors_after.append(np.abs(decoded + bias[1:] - target).mean())
+    assert np.mean(errors_after) < 0.5 * np.mean(errors_before)
 
 
 def test_old_speakers_convert_exactly_as_before(setup, enrolled) -> None:

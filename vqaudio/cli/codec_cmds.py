@@ -89,8 +89,9 @@ def convert_cmd(
     model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
     temperature: float = typer.Option(1.0, "--temperature", help=TEMPERATURE_HELP),
     seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
-    f0: str | None = typer.Option(None, "--f0", help="Vocoder-kind models: F0 'predicted' by the decoder or the "
-                                  "source's 'mapped' to the target's statistics (default: the model's)."),
+    f0: str | None = typer.Option(None, "--f0", help="Vocoder-kind models: F0 'predicted' by the decoder, the "
+                                  "decoder's 'normalized' to the target's statistics, or the source's 'mapped' to "
+                                  "them (default: the model's)."),
 ) -> None:
     """Voice conversion: encode, then decode with the target speaker (several inputs: one batch)."""
     from vqaudio.inference.files import conversion_paths, convert_files

@@ -53,8 +53,10 @@ def evaluate(
     prior: Path = typer.Option(None, "--prior", help="Latent prior file, for the entropy-coded bitrate."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run Codec2/Opus when installed."),
     plots: int = typer.Option(2, "--plots", help="Utterances with spectrograms and audio samples written."),
-    f0: str | None = typer.Option(None, "--f0", help="Vocoder kind: conversions' F0 'predicted' or 'mapped' "
-                                  "(default: the model's)."),
+    f0: str | None = typer.Option(None, "--f0", help="Vocoder kind: conversions' F0 'predicted', 'normalized' or "
+                                  "'mapped' (default: the model's)."),
+    gv_strength: float | None = typer.Option(None, "--gv-strength", help="Vocoder kind: postfilter strength "
+                                             "0..1 (default: the model's vocoder.gv_strength)."),
 ) -> None:
     """Codec quality, voice conversion, phoneme probe and ABX: results.json, results.md and plots."""
     from vqaudio.evaluate.report import print_tables
@@ -65,6 +67,7 @@ def evaluate(
         max_utts=max_utts, targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
         train_per_speaker=train_per_speaker, abx_utts=abx_utts, abx_triplets=abx_triplets, temperature=temperature,
         seed=seed, prior=str(prior) if prior else None, baselines=baselines, plots=plots, f0=f0,
+        gv_strength=gv_strength,
     )
     out_dir = out if out is not None else (model.parent / "eval" if model is not None else Path("eval"))
     results = run_evaluate(data_dir, model, out_dir, opts)

@@ -38,7 +38,9 @@ from vqaudio.progress import progress
 
 FEATURES_VERSION = 1  # part of the cache key: bump when `analyze` changes what it computes
 F0_METHODS = ("harvest", "dio")
-F0_MODES = ("predicted", "mapped")  # F0 in conversion (vqaudio.inference.vocode): the decoder's, or the source's mapped
+# F0 in conversion (vqaudio.inference.vocode): the decoder's as it is, the decoder's moved to the target's statistics,
+# or the source's mapped to them
+F0_MODES = ("predicted", "normalized", "mapped")
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ def vc_section(loaded: LoadedModel, train: SplitData, test: SplitData, utts: lis
         },
         "shared_sentences": _shared_mcd(test, convs, sr),
         "f0": f0_section(train, test, convs, sr),
+        "decoding": ({"f0_mode": f0_mode or loaded.config.vocoder.f0_mode,
+                      "gv_strength": loaded.config.vocoder.gv_strength} if loaded.model.kind == "vocoder" else {}),
     }, convs
 
 

@@ -42,6 +42,9 @@ def _vc_table(vc: dict) -> Table:
               pct(f0["nearer_target_same_gender"]))
     t.notes = [f"speaker id: logistic regression on MFCC+delta statistics, trained on {sid['train_utterances']} "
                f"real train utterances of {len(sid['classes'])} speakers", "MCD in dB after DTW"]
+    if vc.get("decoding"):
+        t.notes.append(f"vocoder decoding: F0 {vc['decoding']['f0_mode']}, postfilter strength "
+                       f"{vc['decoding']['gv_strength']:g}")
     return t
 
 

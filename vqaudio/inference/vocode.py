@@ -3,8 +3,18 @@
 `vqaudio.inference.codec.synthesize` hands vocoder-kind models here. All utterances of a call run through the decoder as
 one padded batch (at most `max_frames` frames at a time), then each is rendered by WORLD synthesis.
 
+Postfilter (`vocoder.gv_strength`, 0 = off): the decoder, trained with an L1 loss, predicts envelopes smoother than
+speech (the over-smoothing of statistical parametric synthesis); each coefficient's variance over the utterance's
+voiced frames is moved toward the speaker's global variance (Toda & Tokuda 2007), by the factor
+(GV_speaker / var_utterance) ** (strength / 2) around the utterance's mean, the energy coefficient left alone, and the
+speaker's output bias (enrolled voices) added. Chosen by measurement (egs/vctk/RESULTS.md, "Postfilter").
+
 F0 in conversion (`f0_mode`):
 - "predicted": the decoder's own log-F0 and voicing, conditioned on the target speaker;
+- "normalized": the decoder's contour and voicing, moved to the target speaker's log-F0 statistics,
+  (lf0 - mu_utt) / sd_utt * sd_tgt + mu_tgt over the voiced frames (the usual linear log-F0 conversion applied to
+  the decoder's own contour: it keeps the decoder's intonation and puts it in the target's range); works from codes
+  alone;
 - "mapped": the source recording's F0 contour (DIO + StoneMask, fast) with its voicing, moved to the target
   speaker's statistics in the log domain, (lf0 - mu_src) / sd_src * sd_tgt + mu_tgt, the source statistics from
   the utterance itself and the target's from the model file (`VocoderDecoder.speaker_lf0`). Needs the source
@@ -21,6 +31,7 @@ import torch
 from vqaudio.data.world import F0_MODES, WorldSettings, estimate_f0, interpolated_log_f0, synthesize
 from vqaudio.errors import VQAudioError
 from vqaudio.models.io import LoadedModel
+from vqaudio.models.vocoder import envelope_statistics
 
 
 def decode_features(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int], max_frames: int = 200_000
@@ -52,6 +63,37 @@ def decode_features(loaded: LoadedModel, codes: list[np.ndarray], speakers: list
     return out  # type: ignore[return-value]
 
 
+def postfilter(feats: np.ndarray, settings: WorldSettings, envelope: np.ndarray, strength: float) -> np.ndarray:
+    """Features [M, F] with the voiced frames' envelope coefficients moved toward the speaker's global variance and
+    shifted by its bias (`envelope` [2, E]: GV, bias; see `VocoderDecoder.speaker_envelope`). Unchanged when the
+    speaker's GV is unknown (NaN) or the utterance has too few voiced frames; strength 0 applies the bias only."""
+    stats = envelope_statistics(feats, settings)
+    gv, bias = np.asarray(envelope[0], np.float64), np.asarray(envelope[1], np.float64)
+    if stats is None or not np.isfinite(gv).all() or not np.isfinite(bias).all():
+        return feats
+    mean, var = stats
+    scale = np.ones_like(mean)
+    scale[1:] = (gv[1:] / np.maximum(var[1:], 1e-8)) ** (strength / 2)  # [0] is the frame energy: left alone
+    voiced, e = feats[:, settings.vuv_index] >= 0.5, settings.lf0_index
+    out = feats.copy()
+    out[voiced, :e] = (mean + (feats[voiced, :e] - mean) * scale + bias).astype(feats.dtype)
+    return out
+
+
+def normalize_f0(feats: np.ndarray, settings: WorldSettings, target_lf0: tuple[float, float]) -> np.ndarray:
+    """Features [M, F] with log-F0 moved from its own statistics over the voiced frames to the target's (mean, std);
+    unchanged with fewer than 2 voiced frames."""
+    voiced = feats[:, settings.vuv_index] >= 0.5
+    if voiced.sum() < 2:
+        return feats
+    k = settings.lf0_index
+    lf0 = feats[voiced, k].astype(np.float64)
+    mean, std = target_lf0
+    out = feats.copy()
+    out[:, k] = ((feats[:, k] - lf0.mean()) / max(lf0.std(), 1e-3) * std + mean).astype(feats.dtype)
+    return out
+
+
 def map_f0(feats: np.ndarray, source: np.ndarray, settings: WorldSettings, target_lf0: tuple[float, float]
            ) -> np.ndarray:
     """Replace the log-F0 and voicing of `feats` [M, F] by the source waveform's F0 contour mapped to the target's
@@ -80,7 +122,8 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
     """Codes int [N_i] each, speaker indices -> waveforms float32 [N_i * hop] (WORLD synthesis).
 
     `sources` (the waveforms the codes came from, [T_i] with T_i <= N_i * hop) enable `f0_mode` "mapped"; without
-    them F0 is the decoder's. The default mode is the model's `vocoder.f0_mode`. on_progress(utterances done, total).
+    them F0 is the decoder's. The default mode is the model's `vocoder.f0_mode`; the postfilter's strength is the
+    model's `vocoder.gv_strength`. on_progress(utterances done, total).
     """
     decoder = loaded.model.decoder
     settings: WorldSettings = decoder.settings
@@ -88,11 +131,15 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
     if f0_mode not in F0_MODES:
         raise VQAudioError(f"f0 mode must be one of {', '.join(F0_MODES)}, got {f0_mode!r}")
     feats = decode_features(loaded, codes, speakers)
+    strength = loaded.config.vocoder.gv_strength
     outs = []
     for i, f in enumerate(feats):
-        if f0_mode == "mapped" and sources is not None:
-            mean, std = decoder.speaker_lf0[speakers[i]].tolist()
-            f = map_f0(f, sources[i], settings, (mean, std))
+        f = postfilter(f, settings, decoder.speaker_envelope[speakers[i]].numpy(), strength)
+        target_lf0 = tuple(decoder.speaker_lf0[speakers[i]].tolist())
+        if f0_mode == "normalized":
+            f = normalize_f0(f, settings, target_lf0)
+        elif f0_mode == "mapped" and sources is not None:
+            f = map_f0(f, sources[i], settings, target_lf0)
         outs.append(synthesize(f, settings, len(codes[i]) * loaded.hop_length))
         if on_progress is not None:
             on_progress(i + 1, len(feats))

@@ -41,6 +41,8 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
         if cfg.vocoder.f0_mode not in F0_MODES:
             raise ConfigError(f"model.vocoder.f0_mode must be one of {', '.join(F0_MODES)}, "
                               f"got {cfg.vocoder.f0_mode!r}")
+        if not 0.0 <= cfg.vocoder.gv_strength <= 1.0:
+            raise ConfigError(f"model.vocoder.gv_strength must be in [0, 1], got {cfg.vocoder.gv_strength}")
         if hop % settings.frame_samples:
             raise ConfigError(f"vocoder frame_samples ({settings.frame_samples}) must divide the encoder hop ({hop})")
         wavenet = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers,

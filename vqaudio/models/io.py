@@ -31,7 +31,8 @@ from vqaudio.fileio import atomic_path
 FORMAT_VERSION = 1
 IDENTITY_CHARS = 16  # hex digits of sha256 kept as a model's identity (64 bits)
 _FP16_MAX = 65504.0
-_FP32_ALWAYS = ("decoder.feature_mean", "decoder.feature_std", "decoder.speaker_lf0")  # fp16 would round log-F0
+# fp16 would round log-F0 (and the statistics the postfilter moves features to)
+_FP32_ALWAYS = ("decoder.feature_mean", "decoder.feature_std", "decoder.speaker_lf0", "decoder.speaker_envelope")
 
 
 def _check_plain(obj: Any, where: str) -> None:

@@ -7,7 +7,12 @@ deviation are buffers, so they travel in the model file with the weights:
 
 - `feature_mean`, `feature_std` [F]: per-dimension statistics over the training frames (log-F0 over voiced
   frames only; the voicing flag is not normalised: the network predicts its logit);
-- `speaker_lf0` [S, 2]: per speaker, mean and standard deviation of log-F0 over voiced frames (F0 mapping).
+- `speaker_lf0` [S, 2]: per speaker, mean and standard deviation of log-F0 over voiced frames (F0 mapping);
+- `speaker_envelope` [S, 2, E] over the E = spectral + aperiodicity coefficients: per speaker, (0) the global
+  variance (GV: each coefficient's variance over an utterance's voiced frames, averaged over the speaker's
+  utterances), the postfilter's target (`vqaudio.inference.vocode.postfilter`), and (1) an output bias, zero for
+  the training speakers, set by enrolment (`vqaudio.training.enroll`). NaN where unknown (a model file written
+  before this buffer existed loads with NaN GV, and its postfilter is off).
 
 Loss (on normalised targets): L1 on the spectral and aperiodicity coefficients, L1 on log-F0 over voiced frames,
 binary cross-entropy on voicing; their sum is the reconstruction loss.
@@ -39,6 +44,7 @@ class VocoderDecoder(nn.Module):
         self.register_buffer("feature_std", torch.ones(settings.dims))
         lf0 = torch.tensor([[np.log(120.0), 0.2]], dtype=torch.float32)  # placeholder until set_statistics
         self.register_buffer("speaker_lf0", lf0.repeat(max(n_speakers, 1), 1))
+        self.register_buffer("speaker_envelope", _unknown_envelope(max(n_speakers, 1), settings.lf0_index))
 
     def forward(self, z_q: Tensor, speaker: Tensor | None) -> Tensor:
         """Code vectors [B, D, N] and speaker ids [B] -> normalised predictions [B, F, N * frames_per_code]
@@ -74,12 +80,23 @@ class VocoderDecoder(nn.Module):
         }
         return sum(parts.values()), parts
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        key = prefix + "speaker_envelope"
+        if key not in state_dict and prefix + "speaker_lf0" in state_dict:  # a file from before the buffer
+            state_dict[key] = _unknown_envelope(len(state_dict[prefix + "speaker_lf0"]), self.settings.lf0_index)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
     def set_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray,
                        chunk: int = 1 << 18) -> None:
         """Fit the buffers to training features float [sum M_u, F] (an array or a memmap, read `chunk` frames at a
         time, so VCTK-sized caches need no float64 copy) with `frames` [U] per utterance and each utterance's
         speaker index `speaker_of_utt` [U]."""
+        self._set_feature_statistics(feats, frames, speaker_of_utt, chunk)
+        self._set_envelope_statistics(feats, frames, speaker_of_utt)
+
+    def _set_feature_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray,
+                                chunk: int) -> None:
         s, n_spk = self.settings, self.speaker_lf0.shape[0]
         frame_speaker = np.repeat(np.asarray(speaker_of_utt), np.asarray(frames))
         total = np.zeros((3, feats.shape[1]))  # frames, sum, sum of squares (all frames)
@@ -101,11 +118,47 @@ class VocoderDecoder(nn.Module):
                 m, sd = _mean_std(*lf0[:, k])
                 self.speaker_lf0[k] = torch.tensor([m, max(sd, 1e-3)])
 
+    def _set_envelope_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray) -> None:
+        """Each speaker's global variance (mean over its utterances of `envelope_statistics`' variance); bias 0."""
+        n_spk, e = self.speaker_envelope.shape[0], self.settings.lf0_index
+        total, count = np.zeros((n_spk, e)), np.zeros(n_spk)
+        offsets = np.concatenate([[0], np.cumsum(frames)])
+        for u, k in enumerate(np.asarray(speaker_of_utt)):
+            stats = envelope_statistics(np.asarray(feats[offsets[u]:offsets[u + 1]], np.float64), self.settings)
+            if stats is not None:
+                total[k] += stats[1]
+                count[k] += 1
+        gv = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], np.nan)
+        self.speaker_envelope[:, 0] = torch.as_tensor(gv, dtype=torch.float32)
+        self.speaker_envelope[:, 1] = 0.0
+
 
 def _mean_std(count, total, squares):
     """Mean and (population) standard deviation from a count, a sum and a sum of squares."""
     mean = total / count
     return mean, np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
+
+
+def _unknown_envelope(n_speakers: int, coefficients: int) -> torch.Tensor:
+    """`speaker_envelope` before statistics: GV unknown (NaN, postfilter off), bias 0: [S, 2, E]."""
+    out = torch.zeros(n_speakers, 2, coefficients)
+    out[:, 0] = float("nan")
+    return out
+
+
+MIN_VOICED = 10  # frames: fewer say too little about an utterance's envelope statistics
+
+
+def envelope_statistics(feats: np.ndarray, settings: WorldSettings, voiced: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean and variance [E] each of the spectral and aperiodicity coefficients of features [M, F] over their
+    voiced frames, or the frames of the mask `voiced` [M] (None with fewer than MIN_VOICED such frames)."""
+    if voiced is None:
+        voiced = feats[:, settings.vuv_index] >= 0.5
+    x = np.asarray(feats[voiced, :settings.lf0_index], np.float64)
+    if len(x) < MIN_VOICED:
+        return None
+    return x.mean(axis=0), x.var(axis=0)
 
 
 def lf0_statistics(feats: np.ndarray, settings: WorldSettings) -> list[float] | None:

@@ -2,8 +2,11 @@
 
 The encoder, codebook and decoder stay frozen; only the new speaker's row of the decoder's speaker embedding is
 learnt, by the decoder's own training loss (the vocoder kind's WORLD-feature loss) on the given audio, whose codes
-the frozen encoder gives. The speaker's log-F0 mean and standard deviation (for F0 mapping) come from the same
-audio. The result is a new model file that knows every old speaker, unchanged, plus the new one:
+the frozen encoder gives. The speaker's log-F0 mean and standard deviation (for F0 mapping) and its envelope
+statistics for the postfilter come from the same audio: the global variance of its envelope coefficients, and an
+output bias, the mean difference between its real envelopes and what the decoder makes of its codes with the learnt
+row (what a frozen decoder's embedding cannot reach in a voice it never produced; egs/vctk/RESULTS.md).
+The result is a new model file that knows every old speaker, unchanged, plus the new one:
 
     result = enroll("vqvae.pt", "alice", ["alice/"], "with_alice.pt", seed=0)
     # then: vqaudio convert in.wav out.wav --target-speaker alice --model with_alice.pt
@@ -25,7 +28,7 @@ import torch
 
 from vqaudio.errors import AudioError, VQAudioError
 from vqaudio.models.io import LoadedModel
-from vqaudio.models.vocoder import lf0_statistics
+from vqaudio.models.vocoder import envelope_statistics, lf0_statistics
 
 MIN_SECONDS = 3.0  # of active speech
 ACTIVE_DB = 40.0  # 20 ms frames within this many dB of the loudest count as speech
@@ -153,8 +156,32 @@ def _with_row(loaded: LoadedModel, name: str) -> int:
         grown.weight[-1] = old.mean(dim=0)  # start from the average voice
     wn.speaker_embed, wn.n_speakers = grown, old.shape[0] + 1
     decoder.speaker_lf0 = torch.cat([decoder.speaker_lf0, decoder.speaker_lf0.mean(dim=0, keepdim=True)])
+    decoder.speaker_envelope = torch.cat([decoder.speaker_envelope, decoder.speaker_envelope[:1] * 0.0])
     loaded.speakers.append(name)
     return len(loaded.speakers) - 1
+
+
+def _envelope_row(loaded: LoadedModel, codes: list[np.ndarray], feats: list[np.ndarray], row: int) -> np.ndarray:
+    """The new speaker's `speaker_envelope` row [2, E]: the global variance of its real envelopes, and the mean
+    difference between them and the decoder's output for its codes over the real voiced frames, per utterance, then
+    averaged (energy 0). NaN GV (postfilter off for the voice) when no utterance has enough voiced frames."""
+    from vqaudio.inference.vocode import decode_features
+
+    settings = loaded.model.decoder.settings
+    decoded = decode_features(loaded, codes, [row] * len(codes))
+    gv, bias = [], []
+    for real, made in zip(feats, decoded, strict=True):
+        voiced = real[:, settings.vuv_index] >= 0.5
+        r, m = envelope_statistics(real, settings), envelope_statistics(made, settings, voiced)
+        if r is not None and m is not None:
+            gv.append(r[1])
+            bias.append(r[0] - m[0])
+    out = np.zeros((2, settings.lf0_index))
+    out[0] = np.mean(gv, axis=0) if gv else np.nan
+    if bias:
+        out[1] = np.mean(bias, axis=0)
+        out[1, 0] = 0.0  # the frame energy: the input level decides it, not the voice
+    return out
 
 
 def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike], steps: int = 300, lr: float = 0.02,
@@ -192,6 +219,7 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     stats = lf0_statistics(np.concatenate(feats), settings)
     if stats is not None:
         model.decoder.speaker_lf0[row] = torch.tensor(stats)
+    model.decoder.speaker_envelope[row] = torch.as_tensor(_envelope_row(loaded, codes, feats, row), dtype=torch.float32)
     record = {"files": [str(f) for f in files], "seconds": round(seconds, 2), "steps": steps, "lr": lr,
               "seed": seed, "final_loss": float(np.mean(losses[-max(1, steps // 10):]))}
     loaded.extra["enrolled"] = {**dict(loaded.extra.get("enrolled") or {}), name: record}

@@ -1,0 +1,63 @@
+"""Vocoder-kind decoding: the envelope postfilter and the F0 modes on hand-made WORLD features."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vqaudio.config import load_config
+from vqaudio.data.world import WorldSettings
+from vqaudio.inference.vocode import normalize_f0, postfilter
+
+S = WorldSettings.from_config(load_config("quick").model)
+
+
+def features(frames: int = 400, seed: int = 0) -> np.ndarray:
+    """Random WORLD-shaped features [frames, dims]: the first quarter unvoiced."""
+    rng = np.random.default_rng(seed)
+    f = rng.normal(0.5, 0.3, (frames, S.dims)).astype(np.float32)
+    f[:, S.lf0_index] = np.log(150.0) + 0.1 * rng.standard_normal(frames)
+    f[:, S.vuv_index] = 1.0
+    f[: frames // 4, S.vuv_index] = 0.0
+    return f
+
+
+def test_postfilter_moves_voiced_variance_toward_the_speaker_gv_by_the_strength() -> None:
+    f = features()
+    e, voiced = S.lf0_index, f[:, S.vuv_index] >= 0.5
+    var = f[voiced, :e].astype(np.float64).var(axis=0)
+    gv = 4.0 * var  # the speaker's envelopes vary 4x as much: the full GV scales deviations by 2
+    envelope = np.stack([gv, np.zeros(e)])
+    for strength, factor in ((0.0, 1.0), (0.5, 4.0 ** 0.5), (1.0, 4.0)):
+        out = postfilter(f, S, envelope, strength)
+        new_var = out[voiced, :e].astype(np.float64).var(axis=0)
+        np.testing.assert_allclose(new_var[1:], factor * var[1:], rtol=1e-4)
+        np.testing.assert_allclose(out[voiced, :e].mean(axis=0), f[voiced, :e].mean(axis=0), atol=1e-5)  # mean kept
+        np.testing.assert_array_equal(out[voiced, 0], f[voiced, 0])  # frame energy left alone
+        np.testing.assert_array_equal(out[~voiced], f[~voiced])  # unvoiced frames untouched
+        np.testing.assert_array_equal(out[:, e:], f[:, e:])  # F0 and voicing untouched
+
+
+def test_postfilter_adds_the_bias_and_skips_unknown_statistics() -> None:
+    f = features(seed=1)
+    e, voiced = S.lf0_index, f[:, S.vuv_index] >= 0.5
+    bias = np.linspace(0.0, 0.3, e)
+    out = postfilter(f, S, np.stack([np.full(e, 0.09), bias]), 0.0)
+    np.testing.assert_allclose(out[voiced, :e] - f[voiced, :e], np.broadcast_to(bias, (voiced.sum(), e)), atol=1e-6)
+    unknown = np.stack([np.full(e, np.nan), bias])  # a model file from before the statistics: nothing done
+    np.testing.assert_array_equal(postfilter(f, S, unknown, 1.0), f)
+    f[:, S.vuv_index] = 0.0  # no voiced frames: nothing to measure the utterance by
+    np.testing.assert_array_equal(postfilter(f, S, np.stack([np.full(e, 0.09), bias]), 1.0), f)
+
+
+def test_normalized_f0_takes_the_target_statistics_and_keeps_the_contour() -> None:
+    f = features(seed=2)
+    voiced = f[:, S.vuv_index] >= 0.5
+    target = (np.log(220.0), 0.15)
+    out = normalize_f0(f, S, target)
+    lf0 = out[voiced, S.lf0_index].astype(np.float64)
+    assert abs(lf0.mean() - target[0]) < 1e-4 and abs(lf0.std() - target[1]) < 1e-4
+    assert np.corrcoef(lf0, f[voiced, S.lf0_index])[0, 1] > 0.999  # the same contour, moved and scaled
+    np.testing.assert_array_equal(out[:, S.vuv_index], f[:, S.vuv_index])
+    np.testing.assert_array_equal(out[:, : S.lf0_index], f[:, : S.lf0_index])
+    f[:, S.vuv_index] = 0.0
+    np.testing.assert_array_equal(normalize_f0(f, S, target), f)  # nothing voiced: unchanged
