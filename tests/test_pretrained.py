@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from typer.testing import CliRunner
 
 from vqaudio.cli import app
@@ -32,6 +33,9 @@ def test_shipped_files_fit_the_budget_and_pair():
     assert model.sample_rate == SR and model.hop_length == 128 and model.config.vq.codebook_size == 512
     assert model.model.kind == "vocoder"  # the frame-level decoder: WORLD synthesis
     assert "p225" in model.speakers
+    envelope = model.model.decoder.speaker_envelope  # each voice's GV for the postfilter, from its training audio
+    assert envelope.shape[0] == len(model.speakers) and torch.isfinite(envelope).all() and (envelope[:, 0] > 0).all()
+    assert model.config.vocoder.gv_strength > 0 and model.config.vocoder.f0_mode == "normalized"
     prior = load_prior(prior_file)
     check_pair(prior, model.identity, prior_file)  # raises when the prior models another VQ-VAE's codes
     assert model.identity in (model_file.parent / "MODEL_CARD.md").read_text()
