@@ -92,9 +92,10 @@ class VocoderConfig:
     f0_floor: float = 60.0  # Hz
     f0_ceil: float = 500.0  # Hz
     spectral_dims: int = 40
-    f0_mode: str = "predicted"  # conversion F0: "predicted" by the decoder, "normalized" to the target's statistics,
-    # or the source's "mapped" to them (vqaudio.inference.vocode)
+    f0_mode: str = "predicted"  # F0 of decoded speech: "predicted" by the decoder, "normalized" to the speaker's
+    # statistics, or (convert) the source's "mapped" to them (vqaudio.inference.vocode); decoding only
     gv_strength: float = 0.0  # postfilter: envelope variance moved this far (0..1) toward the speaker's GV
+    # (decoding only)
 
 
 @dataclass

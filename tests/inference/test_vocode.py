@@ -61,3 +61,37 @@ def test_normalized_f0_takes_the_target_statistics_and_keeps_the_contour() -> No
     np.testing.assert_array_equal(out[:, : S.lf0_index], f[:, : S.lf0_index])
     f[:, S.vuv_index] = 0.0
     np.testing.assert_array_equal(normalize_f0(f, S, target), f)  # nothing voiced: unchanged
+
+
+def test_synthesis_postfilters_with_each_utterances_own_speaker(tmp_path, monkeypatch) -> None:
+    """`synthesize_codes` hands WORLD the decoded features of each utterance with its own speaker's bias added to the
+    voiced frames (strength 0: the bias alone), after F0 is settled."""
+    import torch
+
+    import vqaudio.inference.vocode as V
+    from vqaudio.inference.codec import load_codec
+    from vqaudio.models import build_vqvae
+    from vqaudio.models.io import save_model
+
+    cfg = load_config("quick", ["model.vocoder.gv_strength=0.0", "model.vocoder.f0_mode=predicted"])
+    torch.manual_seed(0)
+    model = build_vqvae(cfg.model, 2).eval()
+    e = model.decoder.settings.lf0_index
+    with torch.no_grad():
+        model.decoder.speaker_envelope[:, 0] = 1.0
+        model.decoder.speaker_envelope[0, 1] = 0.0
+        model.decoder.speaker_envelope[1, 1] = torch.linspace(0.1, 0.5, e)
+    save_model(tmp_path / "m.pt", model, cfg, ["a", "b"])
+    loaded = load_codec(tmp_path / "m.pt", "cpu")
+    codes = [np.random.default_rng(0).integers(0, 32, 60)] * 2
+    decoded = V.decode_features(loaded, codes, [0, 1])
+    plain = [features(len(d), seed=k) for k, d in enumerate(decoded)]  # a quarter unvoiced (an untrained decoder's
+    monkeypatch.setattr(V, "decode_features", lambda *_: [p.copy() for p in plain])  # voicing is anybody's guess)
+    seen = []
+    monkeypatch.setattr(V, "synthesize", lambda f, s, length: seen.append(f) or np.zeros(length, np.float32))
+    V.synthesize_codes(loaded, codes, [0, 1])
+    for f, p, k in zip(seen, plain, [0, 1], strict=True):
+        voiced = p[:, loaded.model.decoder.settings.vuv_index] >= 0.5
+        bias = loaded.model.decoder.speaker_envelope[k, 1].numpy()
+        np.testing.assert_allclose(f[voiced, :e] - p[voiced, :e], np.broadcast_to(bias, (voiced.sum(), e)), atol=1e-5)
+        np.testing.assert_array_equal(f[~voiced], p[~voiced])

@@ -140,6 +140,19 @@ def test_model_file_without_envelope_statistics_loads_with_postfilter_off(tmp_pa
     assert torch.all(loaded.model.decoder.speaker_envelope[:, 1] == 0)
 
 
+def test_a_checkpoint_from_before_the_envelope_statistics_keeps_the_fitted_ones() -> None:
+    """Resuming: statistics fitted on the data are not replaced by NaN from a state that predates them."""
+    model = build_vqvae(load_config("quick").model, 2)
+    s = model.decoder.settings
+    feats = np.random.default_rng(3).normal(0.0, 1.0, (100, s.dims)).astype(np.float32)
+    feats[:, s.vuv_index] = 1.0
+    model.decoder.set_statistics(feats, np.array([60, 40]), np.array([0, 1]))
+    fitted = model.decoder.speaker_envelope.clone()
+    old_state = {k: v for k, v in model.state_dict().items() if not k.endswith("speaker_envelope")}
+    model.load_state_dict(old_state)
+    assert torch.isfinite(fitted).all() and torch.equal(model.decoder.speaker_envelope, fitted)
+
+
 def test_model_file_round_trip_keeps_kind_and_statistics(tmp_path) -> None:
     cfg = load_config("quick")
     model = build_vqvae(cfg.model, 2)
@@ -153,14 +166,16 @@ def test_model_file_round_trip_keeps_kind_and_statistics(tmp_path) -> None:
     loaded = load_model(tmp_path / "m.pt")
     assert loaded.model.kind == "vocoder" and loaded.config.decoder.kind == "vocoder"
     for name in ("feature_mean", "feature_std", "speaker_lf0", "speaker_envelope"):
-        assert torch.equal(getattr(loaded.model.decoder, name), getattr(model.decoder, name))
+        torch.testing.assert_close(getattr(loaded.model.decoder, name), getattr(model.decoder, name), rtol=0, atol=0,
+                                   equal_nan=True)
     codes = torch.randint(0, 32, (1, 20))
     assert torch.equal(loaded.model.decode_features(codes, torch.tensor([1])),
                        model.decode_features(codes, torch.tensor([1])))
     save_model(tmp_path / "half.pt", model, cfg, ["a", "b"], half=True)  # fp16 weights, fp32 statistics
     half = load_model(tmp_path / "half.pt")
     for name in ("feature_mean", "feature_std", "speaker_lf0", "speaker_envelope"):
-        assert torch.equal(getattr(half.model.decoder, name), getattr(model.decoder, name))
+        torch.testing.assert_close(getattr(half.model.decoder, name), getattr(model.decoder, name), rtol=0, atol=0,
+                                   equal_nan=True)
     with pytest.raises(ConfigError, match="f0_mode"):
         build_vqvae(load_config("quick", ["model.vocoder.f0_mode=guess"]).model, 2)
     with pytest.raises(ConfigError, match="gv_strength"):

@@ -292,3 +292,18 @@ def test_a_run_from_before_a_config_section_existed_still_resumes() -> None:
     changed = to_dict(Config())
     changed["perturb"]["speaker"] = 0.5
     assert ckpt.config_differences(old, changed, ("model", "train", "perturb"), "train") == ["perturb.speaker"]
+
+
+def test_a_run_from_before_a_config_key_existed_still_resumes() -> None:
+    """An older config.yaml lacks `model.vocoder.gv_strength`: the key counts as its default; and the keys only
+    decoding reads (F0 mode, postfilter strength) may change between a run and its resumption."""
+    from vqaudio.config import Config, to_dict
+
+    new = to_dict(Config())
+    old = to_dict(Config())
+    del old["model"]["vocoder"]["gv_strength"]
+    assert ckpt.config_differences(old, new, ("model", "train"), "train") == []
+    new["model"]["vocoder"].update(gv_strength=0.5, f0_mode="normalized")
+    assert ckpt.config_differences(old, new, ("model", "train"), "train") == []
+    new["model"]["vocoder"]["spectral_dims"] = 24
+    assert ckpt.config_differences(old, new, ("model", "train"), "train") == ["model.vocoder.spectral_dims"]

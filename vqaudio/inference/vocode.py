@@ -3,13 +3,14 @@
 `vqaudio.inference.codec.synthesize` hands vocoder-kind models here. All utterances of a call run through the decoder as
 one padded batch (at most `max_frames` frames at a time), then each is rendered by WORLD synthesis.
 
-Postfilter (`vocoder.gv_strength`, 0 = off): the decoder, trained with an L1 loss, predicts envelopes smoother than
-speech (the over-smoothing of statistical parametric synthesis); each coefficient's variance over the utterance's
-voiced frames is moved toward the speaker's global variance (Toda & Tokuda 2007), by the factor
+Postfilter (`vocoder.gv_strength`, 0 = no variance change): the decoder, trained with an L1 loss, predicts envelopes
+smoother than speech (the over-smoothing of statistical parametric synthesis); each coefficient's variance over the
+utterance's voiced frames is moved toward the speaker's global variance (Toda & Tokuda 2007), by the factor
 (GV_speaker / var_utterance) ** (strength / 2) around the utterance's mean, the energy coefficient left alone, and the
-speaker's output bias (enrolled voices) added. Chosen by measurement (egs/vctk/RESULTS.md, "Postfilter").
+speaker's output bias (enrolled voices; zero for the training speakers) added at any strength. Chosen by measurement
+(egs/vctk/RESULTS.md, "Postfilter and F0").
 
-F0 in conversion (`f0_mode`):
+F0 (`f0_mode`; in conversion and in decoding codes alike):
 - "predicted": the decoder's own log-F0 and voicing, conditioned on the target speaker;
 - "normalized": the decoder's contour and voicing, moved to the target speaker's log-F0 statistics,
   (lf0 - mu_utt) / sd_utt * sd_tgt + mu_tgt over the voiced frames (the usual linear log-F0 conversion applied to
@@ -18,7 +19,7 @@ F0 in conversion (`f0_mode`):
 - "mapped": the source recording's F0 contour (DIO + StoneMask, fast) with its voicing, moved to the target
   speaker's statistics in the log domain, (lf0 - mu_src) / sd_src * sd_tgt + mu_tgt, the source statistics from
   the utterance itself and the target's from the model file (`VocoderDecoder.speaker_lf0`). Needs the source
-  audio, so it applies to `convert`; decoding codes alone always uses "predicted".
+  audio, so it applies to `convert`; decoding codes alone in this mode uses "predicted".
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from vqaudio.data.world import F0_MODES, WorldSettings, estimate_f0, interpolated_log_f0, synthesize
 from vqaudio.errors import VQAudioError
 from vqaudio.models.io import LoadedModel
-from vqaudio.models.vocoder import envelope_statistics
+from vqaudio.models.vocoder import MIN_VOICED, envelope_statistics
 
 
 def decode_features(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int], max_frames: int = 200_000
@@ -65,26 +66,33 @@ def decode_features(loaded: LoadedModel, codes: list[np.ndarray], speakers: list
 
 def postfilter(feats: np.ndarray, settings: WorldSettings, envelope: np.ndarray, strength: float) -> np.ndarray:
     """Features [M, F] with the voiced frames' envelope coefficients moved toward the speaker's global variance and
-    shifted by its bias (`envelope` [2, E]: GV, bias; see `VocoderDecoder.speaker_envelope`). Unchanged when the
-    speaker's GV is unknown (NaN) or the utterance has too few voiced frames; strength 0 applies the bias only."""
-    stats = envelope_statistics(feats, settings)
+    shifted by its bias (`envelope` [2, E]: GV, bias; see `VocoderDecoder.speaker_envelope`).
+
+    Unchanged when the speaker's statistics are unknown (NaN). The variance is moved only when the utterance has
+    enough voiced frames to measure it (`envelope_statistics`); the bias is added to every voiced frame, so strength
+    0 applies the bias alone (zero for the training speakers). Only voiced frames: the statistics are theirs, and
+    silence and unvoiced consonants have envelopes of their own."""
     gv, bias = np.asarray(envelope[0], np.float64), np.asarray(envelope[1], np.float64)
-    if stats is None or not np.isfinite(gv).all() or not np.isfinite(bias).all():
+    if not np.isfinite(gv).all() or not np.isfinite(bias).all():
         return feats
-    mean, var = stats
-    scale = np.ones_like(mean)
-    scale[1:] = (gv[1:] / np.maximum(var[1:], 1e-8)) ** (strength / 2)  # [0] is the frame energy: left alone
     voiced, e = feats[:, settings.vuv_index] >= 0.5, settings.lf0_index
+    x = feats[voiced, :e].astype(np.float64)
+    stats = envelope_statistics(feats, settings)
+    if stats is not None and strength > 0:
+        mean, var = stats
+        scale = np.ones_like(mean)
+        scale[1:] = (gv[1:] / np.maximum(var[1:], 1e-8)) ** (strength / 2)  # [0] is the frame energy: left alone
+        x = mean + (x - mean) * scale
     out = feats.copy()
-    out[voiced, :e] = (mean + (feats[voiced, :e] - mean) * scale + bias).astype(feats.dtype)
+    out[voiced, :e] = (x + bias).astype(feats.dtype)
     return out
 
 
 def normalize_f0(feats: np.ndarray, settings: WorldSettings, target_lf0: tuple[float, float]) -> np.ndarray:
     """Features [M, F] with log-F0 moved from its own statistics over the voiced frames to the target's (mean, std);
-    unchanged with fewer than 2 voiced frames."""
+    unchanged with fewer than MIN_VOICED voiced frames (too few to say what the contour's spread is)."""
     voiced = feats[:, settings.vuv_index] >= 0.5
-    if voiced.sum() < 2:
+    if voiced.sum() < MIN_VOICED:
         return feats
     k = settings.lf0_index
     lf0 = feats[voiced, k].astype(np.float64)
@@ -122,8 +130,9 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
     """Codes int [N_i] each, speaker indices -> waveforms float32 [N_i * hop] (WORLD synthesis).
 
     `sources` (the waveforms the codes came from, [T_i] with T_i <= N_i * hop) enable `f0_mode` "mapped"; without
-    them F0 is the decoder's. The default mode is the model's `vocoder.f0_mode`; the postfilter's strength is the
-    model's `vocoder.gv_strength`. on_progress(utterances done, total).
+    them "mapped" falls back to the decoder's F0 as it is ("normalized" needs no sources). The default mode is the
+    model's `vocoder.f0_mode`; the postfilter's strength is the model's `vocoder.gv_strength`; F0 and voicing are
+    settled first, then the postfilter runs on the final voicing. on_progress(utterances done, total).
     """
     decoder = loaded.model.decoder
     settings: WorldSettings = decoder.settings
@@ -132,14 +141,14 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
         raise VQAudioError(f"f0 mode must be one of {', '.join(F0_MODES)}, got {f0_mode!r}")
     feats = decode_features(loaded, codes, speakers)
     strength = loaded.config.vocoder.gv_strength
+    envelopes, lf0 = decoder.speaker_envelope.detach().cpu().numpy(), decoder.speaker_lf0.detach().cpu().tolist()
     outs = []
     for i, f in enumerate(feats):
-        f = postfilter(f, settings, decoder.speaker_envelope[speakers[i]].numpy(), strength)
-        target_lf0 = tuple(decoder.speaker_lf0[speakers[i]].tolist())
         if f0_mode == "normalized":
-            f = normalize_f0(f, settings, target_lf0)
+            f = normalize_f0(f, settings, tuple(lf0[speakers[i]]))
         elif f0_mode == "mapped" and sources is not None:
-            f = map_f0(f, sources[i], settings, target_lf0)
+            f = map_f0(f, sources[i], settings, tuple(lf0[speakers[i]]))
+        f = postfilter(f, settings, envelopes[speakers[i]], strength)  # on the final voicing (mapped: the source's)
         outs.append(synthesize(f, settings, len(codes[i]) * loaded.hop_length))
         if on_progress is not None:
             on_progress(i + 1, len(feats))

@@ -11,8 +11,8 @@ deviation are buffers, so they travel in the model file with the weights:
 - `speaker_envelope` [S, 2, E] over the E = spectral + aperiodicity coefficients: per speaker, (0) the global
   variance (GV: each coefficient's variance over an utterance's voiced frames, averaged over the speaker's
   utterances), the postfilter's target (`vqaudio.inference.vocode.postfilter`), and (1) an output bias, zero for
-  the training speakers, set by enrolment (`vqaudio.training.enroll`). NaN where unknown (a model file written
-  before this buffer existed loads with NaN GV, and its postfilter is off).
+  the training speakers, set by enrolment (`vqaudio.training.enroll`). NaN GV where unknown (a model file written
+  before this buffer existed loads with NaN GV, and its postfilter leaves the speakers alone).
 
 Loss (on normalised targets): L1 on the spectral and aperiodicity coefficients, L1 on log-F0 over voiced frames,
 binary cross-entropy on voicing; their sum is the reconstruction loss.
@@ -44,7 +44,8 @@ class VocoderDecoder(nn.Module):
         self.register_buffer("feature_std", torch.ones(settings.dims))
         lf0 = torch.tensor([[np.log(120.0), 0.2]], dtype=torch.float32)  # placeholder until set_statistics
         self.register_buffer("speaker_lf0", lf0.repeat(max(n_speakers, 1), 1))
-        self.register_buffer("speaker_envelope", _unknown_envelope(max(n_speakers, 1), settings.lf0_index))
+        self.register_buffer("speaker_envelope", unknown_envelope(max(n_speakers, 1), settings.lf0_index))
+        self.register_load_state_dict_pre_hook(self._fill_envelope)
 
     def forward(self, z_q: Tensor, speaker: Tensor | None) -> Tensor:
         """Code vectors [B, D, N] and speaker ids [B] -> normalised predictions [B, F, N * frames_per_code]
@@ -80,11 +81,16 @@ class VocoderDecoder(nn.Module):
         }
         return sum(parts.values()), parts
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        key = prefix + "speaker_envelope"
-        if key not in state_dict and prefix + "speaker_lf0" in state_dict:  # a file from before the buffer
-            state_dict[key] = _unknown_envelope(len(state_dict[prefix + "speaker_lf0"]), self.settings.lf0_index)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    @staticmethod
+    def _fill_envelope(module: VocoderDecoder, state_dict: dict, prefix: str, *_: object) -> None:
+        """Load-state-dict pre-hook: a state from before `speaker_envelope` existed (a model file or checkpoint) keeps
+        the statistics the module already holds when they fit (a resumed run's, fitted on its data), else NaN GV."""
+        key, lf0 = prefix + "speaker_envelope", prefix + "speaker_lf0"
+        if key in state_dict or lf0 not in state_dict:
+            return
+        current = module.speaker_envelope
+        n = len(state_dict[lf0])
+        state_dict[key] = current.clone() if len(current) == n else unknown_envelope(n, module.settings.lf0_index)
 
     @torch.no_grad()
     def set_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray,
@@ -97,6 +103,7 @@ class VocoderDecoder(nn.Module):
 
     def _set_feature_statistics(self, feats: np.ndarray, frames: np.ndarray, speaker_of_utt: np.ndarray,
                                 chunk: int) -> None:
+        """`feature_mean`, `feature_std` and `speaker_lf0` from the training features, `chunk` frames at a time."""
         s, n_spk = self.settings, self.speaker_lf0.shape[0]
         frame_speaker = np.repeat(np.asarray(speaker_of_utt), np.asarray(frames))
         total = np.zeros((3, feats.shape[1]))  # frames, sum, sum of squares (all frames)
@@ -139,7 +146,7 @@ def _mean_std(count, total, squares):
     return mean, np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
 
 
-def _unknown_envelope(n_speakers: int, coefficients: int) -> torch.Tensor:
+def unknown_envelope(n_speakers: int, coefficients: int) -> torch.Tensor:
     """`speaker_envelope` before statistics: GV unknown (NaN, postfilter off), bias 0: [S, 2, E]."""
     out = torch.zeros(n_speakers, 2, coefficients)
     out[:, 0] = float("nan")

@@ -113,16 +113,19 @@ def _python_state() -> list:
 # TrainConfig keys that may change between a run and its resumption (budgets, logging, threads).
 RESUMABLE_KEYS = ("max_steps", "max_minutes", "threads", "log_every", "valid_every", "valid_batches",
                   "checkpoint_every", "keep_checkpoints")
+# Model keys that only decoding reads (vqaudio.inference.vocode): training is the same whatever they say.
+DECODING_KEYS = ("model.vocoder.f0_mode", "model.vocoder.gv_strength")
 
 
 def config_differences(old: dict, new: dict, sections: tuple[str, ...], train_section: str) -> list[str]:
     """Dotted keys under `sections` whose values differ between two config dicts, except
-    `train_section`.RESUMABLE_KEYS."""
-    # a section an older version did not write counts as its defaults (e.g. `perturb`, added later)
+    `train_section`.RESUMABLE_KEYS and DECODING_KEYS."""
+    # a section or key an older version did not write counts as its default (e.g. `perturb`, added later)
     defaults = to_dict(Config())
-    flat_old = _flatten({s: old.get(s, defaults.get(s)) for s in sections})
+    flat_old = {**_flatten({s: defaults.get(s) for s in sections if s in defaults}),
+                **_flatten({s: old[s] for s in sections if s in old})}
     flat_new = _flatten({s: new.get(s) for s in sections})
-    skip = {f"{train_section}.{k}" for k in RESUMABLE_KEYS}
+    skip = {f"{train_section}.{k}" for k in RESUMABLE_KEYS} | set(DECODING_KEYS)
     keys = sorted((set(flat_old) | set(flat_new)) - skip)
     return [k for k in keys if flat_old.get(k) != flat_new.get(k)]
 

@@ -28,7 +28,7 @@ import torch
 
 from vqaudio.errors import AudioError, VQAudioError
 from vqaudio.models.io import LoadedModel
-from vqaudio.models.vocoder import envelope_statistics, lf0_statistics
+from vqaudio.models.vocoder import envelope_statistics, lf0_statistics, unknown_envelope
 
 MIN_SECONDS = 3.0  # of active speech
 ACTIVE_DB = 40.0  # 20 ms frames within this many dB of the loudest count as speech
@@ -144,7 +144,8 @@ def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int
 
 
 def _with_row(loaded: LoadedModel, name: str) -> int:
-    """The speaker index `name` will have, growing the speaker embedding and F0 statistics by a row if new."""
+    """The speaker index `name` will have, growing the speaker embedding, F0 statistics (the mean voice's) and
+    envelope statistics (unknown until `_envelope_row`) by a row if new."""
     decoder = loaded.model.decoder
     if name in loaded.speakers:
         return loaded.speakers.index(name)
@@ -156,7 +157,8 @@ def _with_row(loaded: LoadedModel, name: str) -> int:
         grown.weight[-1] = old.mean(dim=0)  # start from the average voice
     wn.speaker_embed, wn.n_speakers = grown, old.shape[0] + 1
     decoder.speaker_lf0 = torch.cat([decoder.speaker_lf0, decoder.speaker_lf0.mean(dim=0, keepdim=True)])
-    decoder.speaker_envelope = torch.cat([decoder.speaker_envelope, decoder.speaker_envelope[:1] * 0.0])
+    unknown = unknown_envelope(1, decoder.speaker_envelope.shape[-1]).to(decoder.speaker_envelope)
+    decoder.speaker_envelope = torch.cat([decoder.speaker_envelope, unknown])
     loaded.speakers.append(name)
     return len(loaded.speakers) - 1
 
