@@ -38,8 +38,8 @@ from vqaudio.progress import progress
 
 FEATURES_VERSION = 1  # part of the cache key: bump when `analyze` changes what it computes
 F0_METHODS = ("harvest", "dio")
-# F0 in conversion (vqaudio.inference.vocode): the decoder's as it is, the decoder's moved to the target's statistics,
-# or the source's mapped to them
+# F0 of decoded speech (vqaudio.inference.vocode): the decoder's as it is, the decoder's moved to the speaker's
+# statistics, or (conversion) the source's mapped to them
 F0_MODES = ("predicted", "normalized", "mapped")
 
 
