@@ -15,7 +15,7 @@ from vqaudio.errors import VQAudioError
 from vqaudio.inference import codec
 from vqaudio.models import build_vqvae
 from vqaudio.models.io import load_model, save_model
-from vqaudio.training.enroll import enroll
+from vqaudio.training.enroll import enroll, enroll_voice
 
 SR = 16000
 runner = CliRunner()
@@ -58,6 +58,11 @@ def test_frozen_parts_stay_bit_identical(setup, enrolled) -> None:
             assert torch.equal(after[key], value), key
     row = after["decoder.wavenet.speaker_embed.weight"][-1]
     assert not torch.equal(row, before["decoder.wavenet.speaker_embed.weight"].mean(0))  # it learnt
+    mixture = new.extra["enrolled"]["new1"]["mixture"]  # a convex mixture of the trained voices' rows
+    assert list(mixture) == old.speakers and sum(mixture.values()) == pytest.approx(1, abs=1e-3)
+    assert min(mixture.values()) >= 0 and max(mixture.values()) > 1 / len(old.speakers)
+    weights = torch.tensor([mixture[s] for s in old.speakers])
+    torch.testing.assert_close(row, weights @ before["decoder.wavenet.speaker_embed.weight"], atol=1e-3, rtol=1e-3)
     assert np.log(250) < after["decoder.speaker_lf0"][-1, 0] < np.log(330)  # the voice's F0 (290 Hz)
     gv, bias = after["decoder.speaker_envelope"][-1]
     assert torch.isfinite(gv).all() and (gv > 0).all()  # the voice's global variance, for the postfilter
@@ -112,6 +117,7 @@ def test_enroll_and_convert_through_the_cli(setup, enrolled, tmp_path) -> None:
                                  "--out", str(tmp_path / "m.pt"), "--steps", "5"])
     assert result.exit_code == 0, result.output
     assert "cli_voice" in result.stderr and "enrolled from 3 file(s)" in result.stderr
+    assert "nearest voice" in result.stderr
     listed = runner.invoke(app, ["speakers", "--model", str(tmp_path / "m.pt")])
     assert listed.exit_code == 0 and "enrolled" in listed.stdout and "trained" in listed.stdout
     result = runner.invoke(app, ["convert", str(setup["voice"] / "v0.wav"), str(tmp_path / "o.wav"),
@@ -153,3 +159,7 @@ def test_refusals(setup, enrolled, tmp_path) -> None:
         enroll(enrolled["path"], "new1", [voice], tmp_path / "c.pt", steps=2)
     replaced = enroll(enrolled["path"], "new1", [voice], tmp_path / "c.pt", steps=2, replace=True)
     assert load_model(replaced.model_path).speakers.count("new1") == 1
+    single = codec.load_codec(model, "cpu")
+    single.speakers = ["p225"]
+    with pytest.raises(VQAudioError, match="other voices"):
+        enroll_voice(single, "p225", [voice], steps=2, replace=True)

@@ -125,15 +125,18 @@ def enroll_cmd(
     audio: list[Path] = typer.Argument(..., help="Recordings of the voice: audio files and folders of them."),
     out: Path = typer.Option(..., "--out", help="The new model file (every old speaker plus NAME)."),
     model: Path | None = typer.Option(None, "--model", help=MODEL_HELP),
-    steps: int = typer.Option(300, "--steps", help="Optimisation steps of the new speaker embedding."),
+    steps: int = typer.Option(300, "--steps", help="Optimisation steps of the new voice's mixture weights."),
     seed: int = typer.Option(0, "--seed", help="Random seed (the same seed gives the same model)."),
     replace: bool = typer.Option(False, "--replace", help="Enrol NAME again when the model already has it."),
 ) -> None:
-    """Enrol a new target voice from a few recordings: learns its speaker embedding, everything else frozen."""
+    """Enrol a new target voice from a few recordings: learns its speaker embedding (a mixture of the trained
+    voices'), everything else frozen."""
     from vqaudio.training.enroll import enroll
 
     with _progress_bar(f"enrol {name}") as on_progress:
         result = enroll(model, name, audio, out, steps=steps, seed=seed, replace=replace,
                         on_step=lambda step, loss: on_progress(step, steps))
+    nearest = max(result.mixture, key=result.mixture.get)
     console.print(f"wrote {out}: '{name}' enrolled from {len(result.files)} file(s), {result.seconds:.1f} s of speech, "
-                  f"{result.steps} steps, final loss {result.final_loss:.4f}", highlight=False)
+                  f"{result.steps} steps, final loss {result.final_loss:.4f}; nearest voice {nearest} "
+                  f"({result.mixture[nearest]:.0%} of the mixture)", highlight=False)
