@@ -161,5 +161,10 @@ def test_refusals(setup, enrolled, tmp_path) -> None:
     assert load_model(replaced.model_path).speakers.count("new1") == 1
     single = codec.load_codec(model, "cpu")
     single.speakers = ["p225"]
-    with pytest.raises(VQAudioError, match="other voices"):
+    with pytest.raises(VQAudioError, match="trained voices"):
         enroll_voice(single, "p225", [voice], steps=2, replace=True)
+
+
+def test_enrolled_voices_are_not_mixed(setup, enrolled, tmp_path) -> None:
+    second = enroll(enrolled["path"], "new2", [setup["voice"]], tmp_path / "two.pt", steps=2)
+    assert list(second.mixture) == load_model(setup["model"]).speakers  # new1 is not among them

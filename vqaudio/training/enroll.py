@@ -48,7 +48,7 @@ class EnrollResult:
     model_path: Path
     identity: str
     losses: list[float] = field(default_factory=list)
-    mixture: dict[str, float] = field(default_factory=dict)  # weight of each other voice in the new row
+    mixture: dict[str, float] = field(default_factory=dict)  # weight of each trained voice in the new row
 
 
 def audio_files(paths: list[str | os.PathLike]) -> list[Path]:
@@ -92,9 +92,14 @@ def _check_model(loaded: LoadedModel, name: str, replace: bool) -> None:
         raise VQAudioError(f"speaker name {name!r}: give a non-empty name without spaces")
     if name in loaded.speakers and not replace:
         raise VQAudioError(f"speaker '{name}' is already in this model; pass --replace to enrol it again")
-    if set(loaded.speakers) <= {name}:
-        raise VQAudioError("enrolment mixes the model's other voices, and this model has none besides "
-                           f"'{name}'")
+    if not _trained_voices(loaded, name):
+        raise VQAudioError(f"enrolment mixes the model's trained voices, and this model has none besides '{name}'")
+
+
+def _trained_voices(loaded: LoadedModel, name: str) -> list[str]:
+    """The model's voices a new voice `name` is mixed from: every speaker but `name` and the enrolled ones."""
+    enrolled = set(loaded.extra.get("enrolled") or {})
+    return [s for s in loaded.speakers if s != name and s not in enrolled]
 
 
 def _windows(codes: list[np.ndarray], feats: list[np.ndarray], per_code: int, length: int, count: int,
@@ -127,11 +132,11 @@ class _Table(nn.Module):
         return nn.functional.embedding(index, self.table)
 
 
-def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int, steps: int, lr: float,
-               seed: int, on_step: Callable[[int, float], None] | None) -> tuple[list[float], np.ndarray]:
-    """Fit speaker-embedding row `row` as a convex mixture of the other rows (softmax weights, starting from their
+def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int, mixed: list[int], steps: int,
+               lr: float, seed: int, on_step: Callable[[int, float], None] | None) -> tuple[list[float], np.ndarray]:
+    """Fit speaker-embedding row `row` as a convex mixture of the rows `mixed` (softmax weights, starting from their
     mean) by the decoder loss on the enrolment windows; every weight of the model frozen. Returns the losses and
-    the mixture weights over the other rows, in their order.
+    the mixture weights, in the order of `mixed` (with one row to mix, the row is a copy of it).
 
     A mixture, not a free row: a free row fitted the loss a little better (1.3 against 1.5) but left the decoder's
     trained voices, and the content of conversions suffered (egs/vctk/RESULTS.md, "Enrolment ... mixture").
@@ -140,8 +145,7 @@ def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int
     embed = wavenet.speaker_embed.weight
     for p in model.parameters():
         p.requires_grad_(False)
-    others = torch.arange(embed.shape[0]) != row
-    known = embed.detach()[others].clone()
+    known = embed.detach()[mixed].clone()
     logits = torch.zeros(len(known), requires_grad=True)
     opt = torch.optim.Adam([logits], lr=lr)
     rng = np.random.default_rng(seed)
@@ -216,10 +220,12 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
                  seed: int = 0, replace: bool = False, on_step: Callable[[int, float], None] | None = None
                  ) -> dict[str, Any]:
     """Enrol voice `name` from `audio` (files or folders) into the loaded model `loaded`, in place; returns the
-    enrolment record (files, seconds, steps, lr, seed, final_loss, losses), also kept in `loaded.extra`.
+    enrolment record (files, seconds, steps, lr, seed, final_loss, mixture: the weight of each trained voice in the
+    new row; and losses), also kept in `loaded.extra` (without the losses). Enrolled voices are never mixed.
 
     Refuses (VQAudioError, one line): a model of the wavenet kind, a name already in the model (unless
-    `replace`), unreadable or non-audio inputs (named), less than MIN_SECONDS of active speech, steps < 1.
+    `replace`), a model with no trained voice besides `name`, unreadable or non-audio inputs (named), less than
+    MIN_SECONDS of active speech, steps < 1.
     Deterministic for a given seed.
     """
     from vqaudio.audio import load_audio
@@ -243,9 +249,10 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     feats = [analyze(w, settings)[: len(c) * per_code] for w, c in zip(wavs, codes, strict=True)]
     row = _with_row(loaded, name)
     model = loaded.model.eval()
-    losses, weights = _learn_row(model, codes, feats, row, steps, lr, seed, on_step)
-    mixture = {spk: round(float(w), 4) for spk, w in
-               zip([s for i, s in enumerate(loaded.speakers) if i != row], weights, strict=True)}
+    mixed = _trained_voices(loaded, name)
+    losses, weights = _learn_row(model, codes, feats, row, [loaded.speakers.index(s) for s in mixed], steps, lr,
+                                 seed, on_step)
+    mixture = {spk: round(float(w), 4) for spk, w in zip(mixed, weights, strict=True)}
     stats = lf0_statistics(np.concatenate(feats), settings)
     if stats is not None:
         model.decoder.speaker_lf0[row] = torch.tensor(stats)
