@@ -85,13 +85,22 @@ def test_encode_decode_and_convert(trained, tmp_path) -> None:
 
 
 def test_decoding_is_deterministic_and_batched_equals_alone(trained) -> None:
+    """Batching is a matter of the decoder (its features agree to float rounding); the audio is then WORLD's,
+    utterance by utterance, and deterministic. (Audio batched against alone is not compared: rounding can tip a
+    frame of this 4-step model whose voicing sits at the threshold, and one flipped frame changes the waveform.)"""
+    from vqaudio.inference.vocode import decode_features
+
     loaded = codec.load_codec(trained["model"], device="cpu")
     codes = [codec.encode(loaded, synthetic_wav(s, 0.3 + 0.2 * s, 120.0 + 40 * s)) for s in range(3)]
-    together = codec.synthesize(loaded, codes, [0, 1, 0])
-    alone = [codec.synthesize(loaded, [c], [s])[0] for c, s in zip(codes, [0, 1, 0], strict=True)]
-    for a, b, c in zip(together, alone, codes, strict=True):
+    speakers = [0, 1, 0]
+    feats = decode_features(loaded, codes, speakers)
+    for f, c, s in zip(feats, codes, speakers, strict=True):
+        np.testing.assert_allclose(f, decode_features(loaded, [c], [s])[0], atol=1e-4)
+    together = codec.synthesize(loaded, codes, speakers)
+    again = codec.synthesize(loaded, codes, speakers)
+    for a, b, c in zip(together, again, codes, strict=True):
         assert len(a) == len(c) * 64
-        np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sample_through_the_cli(trained, tmp_path) -> None:
