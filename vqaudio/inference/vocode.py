@@ -77,7 +77,7 @@ def postfilter(feats: np.ndarray, settings: WorldSettings, envelope: np.ndarray,
         return feats
     voiced, e = feats[:, settings.vuv_index] >= 0.5, settings.lf0_index
     x = feats[voiced, :e].astype(np.float64)
-    stats = envelope_statistics(feats, settings)
+    stats = envelope_statistics(feats, settings, voiced)
     if stats is not None and strength > 0:
         mean, var = stats
         scale = np.ones_like(mean)
@@ -95,11 +95,16 @@ def normalize_f0(feats: np.ndarray, settings: WorldSettings, target_lf0: tuple[f
     if voiced.sum() < MIN_VOICED:
         return feats
     k = settings.lf0_index
-    lf0 = feats[voiced, k].astype(np.float64)
-    mean, std = target_lf0
     out = feats.copy()
-    out[:, k] = ((feats[:, k] - lf0.mean()) / max(lf0.std(), 1e-3) * std + mean).astype(feats.dtype)
+    out[:, k] = _move_lf0(feats[:, k], feats[voiced, k].astype(np.float64), target_lf0).astype(feats.dtype)
     return out
+
+
+def _move_lf0(contour: np.ndarray, voiced_lf0: np.ndarray, target_lf0: tuple[float, float]) -> np.ndarray:
+    """The linear log-F0 conversion: `contour` moved from the statistics of its voiced values `voiced_lf0` to the
+    target's (mean, std), (lf0 - mu) / sd * sd_target + mu_target."""
+    mean, std = target_lf0
+    return (contour - voiced_lf0.mean()) / max(voiced_lf0.std(), 1e-3) * std + mean
 
 
 def map_f0(feats: np.ndarray, source: np.ndarray, settings: WorldSettings, target_lf0: tuple[float, float]
@@ -115,10 +120,8 @@ def map_f0(feats: np.ndarray, source: np.ndarray, settings: WorldSettings, targe
     voiced = f0 > 0
     if voiced.sum() < 2:
         return feats
-    lf0 = np.log(f0[voiced])
-    mean, std = target_lf0
     out = feats.copy()
-    out[:, settings.lf0_index] = (interpolated_log_f0(f0) - lf0.mean()) / max(lf0.std(), 1e-3) * std + mean
+    out[:, settings.lf0_index] = _move_lf0(interpolated_log_f0(f0), np.log(f0[voiced]), target_lf0)
     out[:, settings.vuv_index] = voiced.astype(np.float32)
     return out
 

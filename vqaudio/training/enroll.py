@@ -146,6 +146,7 @@ def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int
     for p in model.parameters():
         p.requires_grad_(False)
     known = embed.detach()[mixed].clone()
+    before, after = embed.detach()[:row], embed.detach()[row + 1:]  # the rows around the new one, as they are
     logits = torch.zeros(len(known), requires_grad=True)
     opt = torch.optim.Adam([logits], lr=lr)
     rng = np.random.default_rng(seed)
@@ -156,7 +157,7 @@ def _learn_row(model, codes: list[np.ndarray], feats: list[np.ndarray], row: int
         for step in range(steps):
             c, f = _windows(codes, feats, decoder.frames_per_code, length, 8, rng)
             mix = torch.softmax(logits, 0) @ known
-            wavenet.speaker_embed = _Table(torch.cat([embed.detach()[:row], mix[None], embed.detach()[row + 1:]]))
+            wavenet.speaker_embed = _Table(torch.cat([before, mix[None], after]))
             speaker = torch.full((len(c),), row, dtype=torch.long)
             loss, _ = decoder.loss(decoder(model.codes_to_latent(c), speaker), f)
             opt.zero_grad()
@@ -184,7 +185,7 @@ def _with_row(loaded: LoadedModel, name: str) -> int:
     grown = torch.nn.Embedding(old.shape[0] + 1, old.shape[1])
     with torch.no_grad():
         grown.weight[:-1] = old
-        grown.weight[-1] = old.mean(dim=0)  # start from the average voice
+        grown.weight[-1] = old.mean(dim=0)  # the average voice, until `_learn_row` sets the fitted mixture
     wn.speaker_embed, wn.n_speakers = grown, old.shape[0] + 1
     decoder.speaker_lf0 = torch.cat([decoder.speaker_lf0, decoder.speaker_lf0.mean(dim=0, keepdim=True)])
     unknown = unknown_envelope(1, decoder.speaker_envelope.shape[-1]).to(decoder.speaker_envelope)
