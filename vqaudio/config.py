@@ -154,10 +154,13 @@ class PerturbConfig:
     (telephone 300-3400 Hz, or a low-pass at 3.4-7.5 kHz), `resample` (a round trip through 8/11.025/12 kHz),
     `noise` (white-to-brown noise at `snr_db` [lo, hi] dB), `clip` (clipped at 10-50% of the peak) and a gain of
     +-`gain_db`.
+    `decoded_from` (0 = never): from this fraction of the run on, the speaker copies are remade by the model itself,
+    its reconstruction and conversions to other training voices (`vqaudio.training.decoded`).
     """
 
     speaker: float = 0.0
     copies: int = 4
+    decoded_from: float = 0.0
     pitch_semitones: float = 4.0
     formant_warp: float = 0.12
     channel: float = 0.0

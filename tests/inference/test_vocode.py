@@ -88,7 +88,7 @@ def test_synthesis_postfilters_with_each_utterances_own_speaker(tmp_path, monkey
     plain = [features(len(d), seed=k) for k, d in enumerate(decoded)]  # a quarter unvoiced (an untrained decoder's
     monkeypatch.setattr(V, "decode_features", lambda *_: [p.copy() for p in plain])  # voicing is anybody's guess)
     seen = []
-    monkeypatch.setattr(V, "synthesize", lambda f, s, length: seen.append(f) or np.zeros(length, np.float32))
+    monkeypatch.setattr(V, "synthesis_job", lambda job: seen.append(job[0]) or np.zeros(job[2], np.float32))
     V.synthesize_codes(loaded, codes, [0, 1])
     for f, p, k in zip(seen, plain, [0, 1], strict=True):
         voiced = p[:, loaded.model.decoder.settings.vuv_index] >= 0.5

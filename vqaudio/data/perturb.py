@@ -45,6 +45,10 @@ def check(cfg: PerturbConfig) -> None:
             raise ConfigError(f"perturb.{name} is a share of windows in [0, 1], got {getattr(cfg, name)}")
     if cfg.speaker > 0 and cfg.copies < 1:
         raise ConfigError(f"perturb.copies must be >= 1 when perturb.speaker > 0, got {cfg.copies}")
+    if not 0.0 <= cfg.decoded_from < 1.0:
+        raise ConfigError(f"perturb.decoded_from is a fraction of the run in [0, 1), got {cfg.decoded_from}")
+    if cfg.decoded_from > 0 and cfg.speaker <= 0:
+        raise ConfigError("perturb.decoded_from remakes the speaker copies: it needs perturb.speaker > 0")
     if len(cfg.snr_db) != 2 or cfg.snr_db[0] > cfg.snr_db[1]:
         raise ConfigError(f"perturb.snr_db must be [low, high] dB, got {cfg.snr_db}")
     if cfg.pitch_semitones < 0 or not 0 <= cfg.formant_warp < 1 or cfg.gain_db < 0 or cfg.eq_db < 0:

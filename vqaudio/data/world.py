@@ -192,6 +192,12 @@ def warp_envelope(sp: np.ndarray, warp: float) -> np.ndarray:
     return np.ascontiguousarray(sp[:, lo] * (1.0 - w) + sp[:, lo + 1] * w)
 
 
+def synthesis_job(job: tuple[np.ndarray, WorldSettings, int]) -> np.ndarray:
+    """`synthesize(feats, settings, length)` of a job (feats, settings, length): a picklable job for `pool_map`."""
+    feats, settings, length = job
+    return synthesize(feats, settings, length)
+
+
 def pool_map(fn, jobs: list, label: str, workers: int | None = None, show_progress: bool | None = None,
              what=lambda i: f"near #{i + 1}") -> list:
     """[fn(job) for job in jobs] in `workers` processes (default: the cores this process may use), in order, with

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from vqaudio.data.world import F0_MODES, WorldSettings, estimate_f0, interpolated_log_f0, synthesize
+from vqaudio.data.world import F0_MODES, WorldSettings, estimate_f0, interpolated_log_f0, pool_map, synthesis_job
 from vqaudio.errors import VQAudioError
 from vqaudio.models.io import LoadedModel
 from vqaudio.models.vocoder import MIN_VOICED, envelope_statistics
@@ -128,14 +128,16 @@ def map_f0(feats: np.ndarray, source: np.ndarray, settings: WorldSettings, targe
 
 def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int],
                      sources: list[np.ndarray] | None = None,
-                     f0_mode: str | None = None, on_progress: Callable[[int, int], None] | None = None
-                     ) -> list[np.ndarray]:
+                     f0_mode: str | None = None, on_progress: Callable[[int, int], None] | None = None,
+                     workers: int = 1) -> list[np.ndarray]:
     """Codes int [N_i] each, speaker indices -> waveforms float32 [N_i * hop] (WORLD synthesis).
 
     `sources` (the waveforms the codes came from, [T_i] with T_i <= N_i * hop) enable `f0_mode` "mapped"; without
     them "mapped" falls back to the decoder's F0 as it is ("normalized" needs no sources). The default mode is the
     model's `vocoder.f0_mode`; the postfilter's strength is the model's `vocoder.gv_strength`; F0 and voicing are
     settled first, then the postfilter runs on the final voicing. on_progress(utterances done, total).
+    `workers`: WORLD synthesis in this process (1), in that many processes, or on every core (0); more than one is
+    worth it for minutes of audio, not for one utterance.
     """
     decoder = loaded.model.decoder
     settings: WorldSettings = decoder.settings
@@ -145,14 +147,23 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
     feats = decode_features(loaded, codes, speakers)
     strength = loaded.config.vocoder.gv_strength
     envelopes, lf0 = decoder.speaker_envelope.detach().cpu().numpy(), decoder.speaker_lf0.detach().cpu().tolist()
-    outs = []
+    jobs = []
     for i, f in enumerate(feats):
         if f0_mode == "normalized":
             f = normalize_f0(f, settings, tuple(lf0[speakers[i]]))
         elif f0_mode == "mapped" and sources is not None:
             f = map_f0(f, sources[i], settings, tuple(lf0[speakers[i]]))
         f = postfilter(f, settings, envelopes[speakers[i]], strength)  # on the final voicing (mapped: the source's)
-        outs.append(synthesize(f, settings, len(codes[i]) * loaded.hop_length))
+        jobs.append((f, settings, len(codes[i]) * loaded.hop_length))
+    if workers != 1:
+        outs = pool_map(synthesis_job, jobs, "WORLD synthesis", workers, show_progress=False)
         if on_progress is not None:
-            on_progress(i + 1, len(feats))
+            on_progress(len(jobs), len(jobs))
+        return outs
+    outs = []
+    for i, job in enumerate(jobs):
+        outs.append(synthesis_job(job))
+        if on_progress is not None:
+            on_progress(i + 1, len(jobs))
     return outs
+

@@ -13,6 +13,8 @@ model. `train(task, config, exp_dir)` does the rest, the same for every model:
   task's data, drawn per step from (seed, rank, step). One process resumes to bit-identical losses; under
   DDP ranks other than 0 reseed from (seed, rank, step). `max_minutes` counts training time over all
   resumptions; a finished run re-run does nothing more. Raising `max_steps` stretches the cosine schedule.
+  `pause_at` < 1 ends a call early, at that fraction of `max_steps` or of `max_minutes` (whichever comes first),
+  the schedule unchanged: a first phase, after which a task can change its data and train on by calling again.
 - `EXP_DIR/log.jsonl`: one JSON record per line (`kind`: start, train, valid); on resume records after the
   checkpoint's step are dropped, so the log always describes one run.
 - Checkpoints every `checkpoint_every` steps and at the end (`vqaudio.training.checkpoint`), the exported model
@@ -93,7 +95,7 @@ class TrainResult:
     """What a call to `train` did."""
 
     step: int  # training steps done in total (this run and those it resumed)
-    stop_reason: str  # "max_steps", "max_minutes" or "interrupted"
+    stop_reason: str  # "max_steps", "max_minutes", "interrupted" or "paused" (`pause_at`)
     resumed_from: int | None  # step of the checkpoint it resumed from, None for a fresh run
     train: dict[str, Any] = field(default_factory=dict)  # the last train record
     valid: dict[str, Any] = field(default_factory=dict)  # the last validation record ({} if none)
@@ -191,8 +193,9 @@ class _Meter:
 class _Run:
     """State of one call to `train`: the loop and the writing of logs and checkpoints."""
 
-    def __init__(self, task: Task, config: Config, exp_dir: Path, env: Distributed, show_progress: bool | None):
-        self.task, self.config, self.exp_dir, self.env = task, config, exp_dir, env
+    def __init__(self, task: Task, config: Config, exp_dir: Path, env: Distributed, show_progress: bool | None,
+                 pause_at: float = 1.0):
+        self.task, self.config, self.exp_dir, self.env, self.pause_at = task, config, exp_dir, env, pause_at
         self.cfg: TrainConfig = getattr(config, task.train_section)
         self.model = task.model.to(env.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
@@ -286,12 +289,16 @@ class _Run:
 
     # ------------------------------------------------------------------ the loop
     def should_stop(self, stop: _StopRequest, elapsed: float) -> str | None:
-        out_of_time = self.cfg.max_minutes > 0 and elapsed >= self.cfg.max_minutes * 60
-        flags = torch.tensor([float(stop.requested), float(out_of_time), float(self.step >= self.cfg.max_steps)])
+        cfg, pause = self.cfg, self.pause_at
+        out_of_time = cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60
+        paused = pause < 1 and (self.step >= pause * cfg.max_steps
+                                or (cfg.max_minutes > 0 and elapsed >= pause * cfg.max_minutes * 60))
+        flags = torch.tensor([float(stop.requested), float(out_of_time), float(self.step >= cfg.max_steps),
+                              float(paused)])
         if self.env.world_size > 1:  # every rank stops at the same step
             flags = flags.to(self.env.device)
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        names = ("interrupted", "max_minutes", "max_steps")
+        names = ("interrupted", "max_minutes", "max_steps", "paused")
         return next((n for n, f in zip(names, flags.tolist(), strict=True) if f > 0), None)
 
     def loop(self, model: nn.Module, on_step: Callable[[int, dict], None] | None) -> str:
@@ -347,8 +354,9 @@ def _info(rec: dict[str, float]) -> str:
 
 def train(task: Task, config: Config, exp_dir: str | os.PathLike, *, force: bool = False,
           device: str | torch.device | None = None, on_step: Callable[[int, dict], None] | None = None,
-          show_progress: bool | None = None) -> TrainResult:
-    """Train `task.model` in `exp_dir` until `max_steps`, `max_minutes` or Ctrl-C, resuming if it can.
+          show_progress: bool | None = None, pause_at: float = 1.0) -> TrainResult:
+    """Train `task.model` in `exp_dir` until `max_steps`, `max_minutes` or Ctrl-C, resuming if it can; with
+    `pause_at` < 1, only until that fraction of either (the first phase of a task that changes its data).
 
     `on_step(step, record)` is called after every step (record: the train log record, or {} on steps
     that log nothing); tests use it to interrupt a run. See the module docstring for the files written.
@@ -364,7 +372,7 @@ def train(task: Task, config: Config, exp_dir: str | os.PathLike, *, force: bool
             ckpt.remove_stale_temporaries(exp_dir)
         if env.world_size > 1:
             dist.barrier()
-        run = _Run(task, config, exp_dir, env, show_progress)
+        run = _Run(task, config, exp_dir, env, show_progress, pause_at)
         run.resume()
         if env.main:
             run.last_train, run.last_valid = ckpt.truncate_log(exp_dir / "log.jsonl", run.step)

@@ -4,7 +4,8 @@
     print(result.valid["recon"], result.model_path)   # "nll" (nats/sample) for the wavenet decoder kind
 
 Files in EXP_DIR: the training loop's `config.yaml`, `log.jsonl`, `checkpoints/`, the exported `model.pt`
-(a `vqaudio-vqvae` file, `vqaudio.models.io`) and `cache/` (the decoded training audio). For the vocoder decoder
+(a `vqaudio-vqvae` file, `vqaudio.models.io`) and `cache/` (the decoded training audio; with `perturb.decoded_from`,
+the model's own copies of it, `vqaudio.training.decoded`). For the vocoder decoder
 kind the WORLD features of the data dir's train and dev splits are analysed first (cached in DATA/<split>/world/).
 """
 
@@ -26,6 +27,7 @@ from vqaudio.data.kaldi import DataDir
 from vqaudio.data.world import WorldSettings
 from vqaudio.errors import ConfigError
 from vqaudio.models.io import save_model
+from vqaudio.training.decoded import decoded_copies
 from vqaudio.training.loop import TrainResult, train
 
 
@@ -105,6 +107,20 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
 def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config: Config, *, force: bool = False,
                 device: str | torch.device | None = None, on_step: Callable[[int, dict], None] | None = None,
                 show_progress: bool | None = None) -> TrainResult:
-    """`vqaudio train`: the VQ-VAE on DATA_DIR's train split, validated on dev, in EXP_DIR (resuming)."""
-    task = vqvae_task(data_dir, config, show_progress, cache=Path(exp_dir) / "cache")
-    return train(task, config, exp_dir, force=force, device=device, on_step=on_step, show_progress=show_progress)
+    """`vqaudio train`: the VQ-VAE on DATA_DIR's train split, validated on dev, in EXP_DIR (resuming).
+
+    With `perturb.decoded_from` > 0 in two phases: to that fraction of the run with the WORLD speaker copies, then
+    with copies the model makes itself (`vqaudio.training.decoded`)."""
+    exp_dir = Path(exp_dir)
+    task = vqvae_task(data_dir, config, show_progress, cache=exp_dir / "cache")
+    run = dict(force=force, device=device, on_step=on_step, show_progress=show_progress)
+    decoded_from = config.perturb.decoded_from
+    if decoded_from <= 0:
+        return train(task, config, exp_dir, **run)
+    first = train(task, config, exp_dir, pause_at=decoded_from, **run)
+    if first.stop_reason != "paused":  # interrupted, or the whole run was done already
+        return first
+    task.train_data.perturbation.copies = decoded_copies(
+        exp_dir / task.export_name, exp_dir / "cache", task.train_data, config.perturb.copies, config.train.seed,
+        first.step, main=int(os.environ.get("RANK", "0")) == 0, show_progress=show_progress)
+    return train(task, config, exp_dir, **run)
