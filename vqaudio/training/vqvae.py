@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from vqaudio.config import Config, hop_length
@@ -28,7 +29,7 @@ from vqaudio.data.world import WorldSettings
 from vqaudio.errors import ConfigError
 from vqaudio.models.io import save_model
 from vqaudio.training.decoded import decoded_copies
-from vqaudio.training.loop import TrainResult, train
+from vqaudio.training.loop import TrainResult, init_distributed, train
 
 
 @dataclass
@@ -117,10 +118,15 @@ def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config:
     decoded_from = config.perturb.decoded_from
     if decoded_from <= 0:
         return train(task, config, exp_dir, **run)
-    first = train(task, config, exp_dir, pause_at=decoded_from, **run)
-    if first.stop_reason != "paused":  # interrupted, or the whole run was done already
-        return first
-    task.train_data.perturbation.copies = decoded_copies(
-        exp_dir / task.export_name, exp_dir / "cache", task.train_data, config.perturb.copies, config.train.seed,
-        first.step, main=int(os.environ.get("RANK", "0")) == 0, show_progress=show_progress)
-    return train(task, config, exp_dir, **run)
+    env = init_distributed(device)  # under torchrun: one process group for both phases (joined here, not per call)
+    try:
+        first = train(task, config, exp_dir, pause_at=decoded_from, **run)
+        if first.stop_reason != "paused":  # interrupted, or the whole run was done already
+            return first
+        task.train_data.perturbation.copies = decoded_copies(
+            exp_dir / task.export_name, exp_dir / "cache", task.train_data, config.perturb.copies, config.train.seed,
+            first.step, main=env.main, show_progress=show_progress)
+        return train(task, config, exp_dir, **run)
+    finally:
+        if env.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
