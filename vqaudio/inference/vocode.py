@@ -166,4 +166,3 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
         if on_progress is not None:
             on_progress(i + 1, len(jobs))
     return outs
-

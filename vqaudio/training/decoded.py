@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vqaudio.audio import INT16_SCALE, level_gain, to_int16
 from vqaudio.data.dataset import SegmentDataset
@@ -55,8 +56,9 @@ def copy_targets(speaker_index: np.ndarray, n_speakers: int, copies: int, seed: 
 def make_decoded_copies(loaded: LoadedModel, data: SegmentDataset, copies: int, seed: int, out: np.ndarray,
                         show_progress: bool | None = None) -> np.ndarray:
     """Fill `out` (int16 [copies, S], S = data.samples) with the model's copies of every utterance of `data`
-    (`copy_targets`; the model decodes as it would convert: its F0 mode and postfilter), each scaled to the
-    model's speech level like the WORLD copies. Codes once per utterance; WORLD synthesis on every core."""
+    (`copy_targets`; decoded as the model converts, with its F0 mode and postfilter, except that "mapped" takes the
+    decoder's F0: no source F0 is analysed), each scaled to the model's speech level like the WORLD copies. Codes
+    once per utterance; WORLD synthesis on every core."""
     settings = WorldSettings.from_config(loaded.config)
     offsets = data.offsets
     targets = copy_targets(data.speaker_index, len(loaded.speakers), copies, seed)
@@ -97,10 +99,11 @@ def cached_decoded_copies(cache: Path, data: SegmentDataset, copies: int, seed: 
 
 
 def decoded_copies(model_path: Path, cache: Path, data: SegmentDataset, copies: int, seed: int, step: int,
-                   main: bool = True, show_progress: bool | None = None) -> np.ndarray:
+                   main: bool = True, show_progress: bool | None = None, device: str | torch.device = "cpu"
+                   ) -> np.ndarray:
     """The decoded copies for the second phase at `step`: from `cache` when made before, else made now from the
-    model file `model_path` and kept there (int16 [copies, S], memory-mapped). Under DDP only the main rank makes
-    them; the others wait for the marker."""
+    model file `model_path` (run on `device`, the training's) and kept there (int16 [copies, S], memory-mapped).
+    Under DDP only the main rank makes them; the others wait for the marker."""
     found = cached_decoded_copies(cache, data, copies, seed, step)
     if found is not None:
         return found
@@ -110,7 +113,7 @@ def decoded_copies(model_path: Path, cache: Path, data: SegmentDataset, copies: 
         return found
     from vqaudio.inference.codec import load_codec
 
-    loaded = load_codec(model_path, "cpu")
+    loaded = load_codec(model_path, device)
     cache.mkdir(parents=True, exist_ok=True)
     (cache / f"{_NAME}.json").unlink(missing_ok=True)
     values_path = cache / f"{_NAME}.npy"

@@ -125,7 +125,7 @@ def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config:
             return first
         task.train_data.perturbation.copies = decoded_copies(
             exp_dir / task.export_name, exp_dir / "cache", task.train_data, config.perturb.copies, config.train.seed,
-            first.step, main=env.main, show_progress=show_progress)
+            first.step, main=env.main, show_progress=show_progress, device=env.device)
         return train(task, config, exp_dir, **run)
     finally:
         if env.owns_group and dist.is_initialized():
