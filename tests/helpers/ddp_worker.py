@@ -35,8 +35,4 @@ def run_vqvae(rank: int, world_size: int, port: int, data: str, exp: str, out: s
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     result = train_vqvae(data, exp, quick_config(*overrides), show_progress=False)
-    from vqaudio.models.io import load_model
-
-    torch.save({"step": result.step, "reason": result.stop_reason,
-                "state": load_model(Path(exp) / "model.pt").model.state_dict() if rank == 0 else None},
-               Path(out) / f"rank{rank}.pt")
+    torch.save({"step": result.step, "reason": result.stop_reason}, Path(out) / f"rank{rank}.pt")

@@ -136,7 +136,7 @@ def enroll_cmd(
     with _progress_bar(f"enrol {name}") as on_progress:
         result = enroll(model, name, audio, out, steps=steps, seed=seed, replace=replace,
                         on_step=lambda step, loss: on_progress(step, steps))
-    nearest = max(result.mixture, key=result.mixture.get)
+    nearest = result.nearest_voice
     console.print(f"wrote {out}: '{name}' enrolled from {len(result.files)} file(s), {result.seconds:.1f} s of speech, "
                   f"{result.steps} steps, final loss {result.final_loss:.4f}; nearest voice {nearest} "
                   f"({result.mixture[nearest]:.0%} of the mixture)", highlight=False)

@@ -38,7 +38,11 @@ from vqaudio.progress import progress
 
 CHUNK = 1024  # copies decoded and rendered at a time: bounds the memory (~0.5 GB of features and audio for 4 s
 # utterances) and the number of process pools started
-_NAME = "decoded-copies"
+
+
+def _files(cache: Path) -> tuple[Path, Path, Path]:
+    """(copies .npy, lengths .npy, marker .json) in the cache folder."""
+    return cache / "decoded-copies.npy", cache / "decoded-copies.lengths.npy", cache / "decoded-copies.json"
 
 
 def copy_targets(speaker_index: np.ndarray, n_speakers: int, copies: int, seed: int) -> np.ndarray:
@@ -79,7 +83,7 @@ def make_decoded_copies(loaded: LoadedModel, data: SegmentDataset, copies: int, 
 
 
 def _marker(cache: Path) -> dict:
-    path = cache / f"{_NAME}.json"
+    path = _files(cache)[2]
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -92,7 +96,7 @@ def cached_decoded_copies(cache: Path, data: SegmentDataset, copies: int, seed: 
     marker = _marker(cache)
     if marker.get("copies") != copies or marker.get("seed") != seed or marker.get("step", step + 1) > step:
         return None
-    pair = load_array_pair(cache / f"{_NAME}.npy", cache / f"{_NAME}.lengths.npy")
+    pair = load_array_pair(*_files(cache)[:2])
     if pair is None or not np.array_equal(pair[1], data.lengths) or pair[0].shape != (copies, len(data.samples)):
         return None
     return pair[0]
@@ -115,12 +119,12 @@ def decoded_copies(model_path: Path, cache: Path, data: SegmentDataset, copies: 
 
     loaded = load_codec(model_path, device)
     cache.mkdir(parents=True, exist_ok=True)
-    (cache / f"{_NAME}.json").unlink(missing_ok=True)
-    values_path = cache / f"{_NAME}.npy"
+    values_path, lengths_path, marker_path = _files(cache)
+    marker_path.unlink(missing_ok=True)
     with atomic_path(values_path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(copies, len(data.samples)))
         make_decoded_copies(loaded, data, copies, seed, out, show_progress).flush()
         del out
-    save_array_pair(values_path, cache / f"{_NAME}.lengths.npy", None, data.lengths)
-    atomic_write_text(cache / f"{_NAME}.json", json.dumps({"step": step, "copies": copies, "seed": seed}))
-    return load_array_pair(values_path, cache / f"{_NAME}.lengths.npy")[0]
+    save_array_pair(values_path, lengths_path, None, data.lengths)
+    atomic_write_text(marker_path, json.dumps({"step": step, "copies": copies, "seed": seed}))
+    return load_array_pair(values_path, lengths_path)[0]

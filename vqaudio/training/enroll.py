@@ -50,6 +50,16 @@ class EnrollResult:
     losses: list[float] = field(default_factory=list)
     mixture: dict[str, float] = field(default_factory=dict)  # weight of each trained voice in the new row
 
+    @property
+    def nearest_voice(self) -> str:
+        """The trained voice with the largest weight in the mixture."""
+        return nearest_voice(self.mixture)
+
+
+def nearest_voice(mixture: dict[str, float]) -> str:
+    """The voice with the largest weight of an enrolment's `mixture`."""
+    return max(mixture, key=mixture.__getitem__)
+
 
 def audio_files(paths: list[str | os.PathLike]) -> list[Path]:
     """Files and the audio files (.wav .flac .ogg, searched recursively) of folders, in order; refuses a missing
@@ -261,7 +271,7 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     record = {"files": [str(f) for f in files], "seconds": round(seconds, 2), "steps": steps, "lr": lr,
               "seed": seed, "final_loss": float(np.mean(losses[-max(1, steps // 10):])), "mixture": mixture}
     loaded.extra["enrolled"] = {**dict(loaded.extra.get("enrolled") or {}), name: record}
-    nearest = max(mixture, key=mixture.get)
+    nearest = nearest_voice(mixture)
     loaded.speaker_info[name] = (f"enrolled from {len(files)} file(s), {seconds:.0f} s of speech; nearest voice "
                                  f"{nearest} ({mixture[nearest]:.0%})")
     return {**record, "losses": losses}
