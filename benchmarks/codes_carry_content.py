@@ -28,7 +28,8 @@ def decoder_loss(model, codes: torch.Tensor, speaker: torch.Tensor, batch) -> fl
     """Wavenet kind: mean decoder NLL in bits/sample of the windows [B, T] given codes [B, N] and speaker [B];
     vocoder kind: the feature loss of the windows' WORLD features."""
     if model.kind == "vocoder":
-        return model.decoder.loss(model.decoder(model.codes_to_latent(codes), speaker), batch.features)[0].item()
+        parts = model.decoder.loss(model.decoder(model.codes_to_latent(codes), speaker), batch.features)[1]
+        return sum(parts.values()).item()  # unweighted: comparable across spectral_weights
     targets = mu_law_encode(batch.wav, model.decoder.classes)
     logits = model.decoder_logits(codes, speaker, targets)
     return F.cross_entropy(logits, targets).item() / math.log(2)

@@ -75,6 +75,23 @@ def test_vocoder_vqvae_loss_and_decode_shapes() -> None:
     assert ((feats[..., -1] >= 0) & (feats[..., -1] <= 1)).all()  # voicing is a probability
 
 
+def test_spectral_weight_scales_only_the_envelope_term() -> None:
+    cfg = load_config("quick", ["model.vocoder.spectral_weight=3"])
+    torch.manual_seed(0)
+    model = build_vqvae(cfg.model, 3)
+    wav = 0.2 * torch.randn(2, 1024)
+    feats = fake_features(model, 1024 // 64)
+    pred = model.decoder(model.codes_to_latent(model.encode(wav)), torch.tensor([0, 2]))
+    loss, parts = model.decoder.loss(pred, feats)
+    assert torch.allclose(loss, sum(parts.values()) + 2.0 * parts["spectral_l1"])
+    out = model(wav, torch.tensor([0, 2]), feats)
+    assert torch.allclose(out.recon, sum(out.parts.values()))  # reported unweighted
+    model.decoder.spectral_weight = 1.0
+    assert torch.allclose(model.decoder.loss(pred, feats)[0], sum(parts.values()))
+    with pytest.raises(ConfigError, match="spectral_weight must be > 0"):
+        build_vqvae(load_config("quick", ["model.vocoder.spectral_weight=0"]).model, 3)
+
+
 def test_lower_code_rate_is_upsampled_to_frames() -> None:
     cfg = load_config("quick", ["model.encoder.strides=[2,2,2,2,2,2,5]"])  # 320 samples per code: 5 frames
     model = build_vqvae(cfg.model, 2).eval()

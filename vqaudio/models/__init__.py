@@ -47,7 +47,9 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
             raise ConfigError(f"vocoder frame_samples ({settings.frame_samples}) must divide the encoder hop ({hop})")
         wavenet = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers,
                           upsample=hop // settings.frame_samples, causal=False, out_channels=settings.dims)
-        decoder = VocoderDecoder(wavenet, settings, n_speakers)
+        if cfg.vocoder.spectral_weight <= 0:
+            raise ConfigError(f"model.vocoder.spectral_weight must be > 0, got {cfg.vocoder.spectral_weight}")
+        decoder = VocoderDecoder(wavenet, settings, n_speakers, cfg.vocoder.spectral_weight)
     else:
         raise ConfigError(f"model.decoder.kind must be one of {', '.join(DECODER_KINDS)}, got {kind!r}")
     if cfg.speaker_adversary < 0:

@@ -34,11 +34,11 @@ class VocoderDecoder(nn.Module):
 
     kind = "vocoder"
 
-    def __init__(self, wavenet: WaveNet, settings: WorldSettings, n_speakers: int):
+    def __init__(self, wavenet: WaveNet, settings: WorldSettings, n_speakers: int, spectral_weight: float = 1.0):
         super().__init__()
         if wavenet.causal or wavenet.classes != settings.dims:
             raise ValueError(f"the vocoder decoder needs a non-causal WaveNet with {settings.dims} outputs")
-        self.wavenet, self.settings = wavenet, settings
+        self.wavenet, self.settings, self.spectral_weight = wavenet, settings, spectral_weight
         self.frames_per_code = wavenet.upsample
         self.register_buffer("feature_mean", torch.zeros(settings.dims))
         self.register_buffer("feature_std", torch.ones(settings.dims))
@@ -67,7 +67,10 @@ class VocoderDecoder(nn.Module):
         return torch.cat([norm[:, :v], x[:, v:v + 1]], dim=1)
 
     def loss(self, pred: Tensor, feats: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """pred [B, F, M] (from `forward`), target WORLD features [B, M, F] -> (reconstruction loss, its parts)."""
+        """pred [B, F, M] (from `forward`), target WORLD features [B, M, F] -> (reconstruction loss, its parts).
+
+        The loss is the parts' sum with the envelope's term weighted by `spectral_weight`; the parts are unweighted.
+        """
         s = self.settings
         target = self.normalize(feats.float())  # fp32 targets: bf16 would round log-F0 by up to ~1.6% in F0
         pred = pred.float()
@@ -79,7 +82,7 @@ class VocoderDecoder(nn.Module):
             "lf0_l1": ((pred[:, lf0] - target[:, lf0]).abs() * voiced).sum() / voiced.sum().clamp_min(1.0),
             "vuv_bce": F.binary_cross_entropy_with_logits(pred[:, v], voiced),
         }
-        return sum(parts.values()), parts
+        return sum(parts.values()) + (self.spectral_weight - 1.0) * parts["spectral_l1"], parts
 
     @staticmethod
     def _fill_envelope(module: VocoderDecoder, state_dict: dict, prefix: str, *_: object) -> None:

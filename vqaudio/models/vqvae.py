@@ -73,8 +73,9 @@ class VQVAE(nn.Module):
         if self.kind == "vocoder":
             if features is None:
                 raise ValueError("the vocoder decoder trains on WORLD features [B, frames, F]; none given")
-            recon, parts = self.decoder.loss(self.decoder(q.z_q, speaker), features)
-            return VQVAEOutput(recon + q.loss + adv, recon, q.loss, q.commitment, q.perplexity, q.codes,
+            weighted, parts = self.decoder.loss(self.decoder(q.z_q, speaker), features)
+            recon = sum(parts.values())  # reported unweighted, comparable across `spectral_weight`s
+            return VQVAEOutput(weighted + q.loss + adv, recon, q.loss, q.commitment, q.perplexity, q.codes,
                                {**parts, **extra})
         targets = mu_law_encode(wav, self.decoder.classes).to(wav.device)
         logits = self.decoder(self.shift(targets), q.z_q, speaker)
