@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # VQ-VAE on VCTK (or, by default, on vqaudio's embedded eSpeak NG corpus), from raw corpus to results.
 #
-#   bash run.sh                          # the documented mini run on the embedded corpus (~44-45 min, 2 CPU cores)
+#   bash run.sh                          # the documented mini run on the embedded corpus (~44-46 min, 2 CPU cores)
 #   bash run.sh --quick true             # every stage on a tiny corpus with a few steps (minutes)
 #   bash run.sh --vctk-root /data/VCTK-Corpus-0.92 --conf conf/paper.yaml   # real VCTK
 #   bash run.sh --stage 4 --stop-stage 4 # one stage
