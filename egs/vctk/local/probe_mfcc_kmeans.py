@@ -15,6 +15,7 @@ the phones?
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import librosa
 import numpy as np
@@ -91,7 +92,7 @@ def main() -> None:
           f"K={args.clusters}; {args.split} chance (most frequent train phone): "
           f"{P.chance(train.phones, test.phones).most_frequent_accuracy:.1%}")
     for name, (deltas, cmvn) in VARIANTS.items():
-        frames = lambda wav: mfcc_frames(wav, args.hop, deltas, cmvn)  # noqa: E731
+        frames = partial(mfcc_frames, hop=args.hop, deltas=deltas, cmvn=cmvn)
         acc = cluster_probe(matched(frames, train_wavs, train), train, matched(frames, test_wavs, test), test,
                             args.clusters)
         print(f"MFCC: {name:22s} probe on {args.split}: {acc:.1%}")
