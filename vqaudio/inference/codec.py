@@ -83,6 +83,15 @@ def encoder_context(loaded: LoadedModel) -> int:
     return math.ceil(reach / hop) * hop
 
 
+def encoder_input(loaded: LoadedModel, wav: np.ndarray) -> np.ndarray:
+    """Audio float32 [T] as the encoder hears it: DC offset removed, scaled to the model's `input_level_db`."""
+    from vqaudio.audio import normalize_level
+
+    wav = np.asarray(wav, np.float32)
+    wav = wav - wav.mean(dtype=np.float64).astype(np.float32) if len(wav) else wav
+    return normalize_level(wav, loaded.config.input_level_db, loaded.sample_rate)
+
+
 def encode(loaded: LoadedModel, wav: np.ndarray, chunk_seconds: float = 5.0,
            on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Audio float32 [T] at loaded.sample_rate -> codes int64 [ceil(T / hop)] (zero-padded to whole frames).
@@ -94,14 +103,10 @@ def encode(loaded: LoadedModel, wav: np.ndarray, chunk_seconds: float = 5.0,
     bounded for any length and the codes equal one pass over the whole signal.
     on_progress(frames_done, frames_total) is called after each chunk.
     """
-    from vqaudio.audio import normalize_level
-
     hop, device = loaded.hop_length, _device(loaded)
     n_frames = max(1, math.ceil(len(wav) / hop))
     padded = np.zeros(n_frames * hop, np.float32)
-    wav = np.asarray(wav, np.float32)
-    wav = wav - wav.mean(dtype=np.float64).astype(np.float32) if len(wav) else wav  # DC removed
-    padded[:len(wav)] = normalize_level(wav, loaded.config.input_level_db, loaded.sample_rate)
+    padded[:len(wav)] = encoder_input(loaded, wav)
     chunk = max(1, int(chunk_seconds * loaded.sample_rate) // hop)  # frames
     ctx = encoder_context(loaded) // hop  # frames
     codes = np.empty(n_frames, np.int64)

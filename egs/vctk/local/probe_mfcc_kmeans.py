@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from sklearn.cluster import MiniBatchKMeans
 
-from vqaudio.audio import load_audio, normalize_level
+from vqaudio.audio import load_audio
 from vqaudio.data.kaldi import DataDir
 from vqaudio.evaluate import probe as P
+from vqaudio.inference.codec import encoder_input
 
 VARIANTS = {"13 MFCC": (False, False), "13 MFCC + CMVN": (False, True), "39 (deltas)": (True, False),
             "39 (deltas) + CMVN": (True, True)}
@@ -41,8 +42,8 @@ def mfcc_frames(wav: np.ndarray, hop: int, deltas: bool, cmvn: bool) -> np.ndarr
 
 
 def encoder_frames(loaded, wav: np.ndarray) -> np.ndarray:
-    """[N, D] continuous encoder output z_e of `wav` (DC removed, level normalised, as `encode` does)."""
-    x = normalize_level(wav - wav.mean(), loaded.config.input_level_db, loaded.sample_rate).astype(np.float32)
+    """[N, D] continuous encoder output z_e of `wav` (the input prepared as `encode` prepares it)."""
+    x = np.ascontiguousarray(encoder_input(loaded, wav), np.float32)
     with torch.inference_mode():
         return loaded.model.encoder(torch.from_numpy(x)[None, None])[0].T.float().numpy()
 
