@@ -24,6 +24,7 @@ from sklearn.cluster import MiniBatchKMeans
 
 from vqaudio.audio import load_audio
 from vqaudio.data.kaldi import DataDir
+from vqaudio.errors import VQAudioError
 from vqaudio.evaluate import probe as P
 from vqaudio.inference.codec import encoder_input
 
@@ -86,6 +87,17 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--model", help="also cluster this model's encoder output z_e (its own hop)")
     args = parser.parse_args()
+    try:  # a missing split, a split without phone labels, a bad model file: one line, as the CLI says it
+        report(args)
+    except VQAudioError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def report(args: argparse.Namespace) -> None:
+    """Print the probe of each MFCC variant (and of the model's z_e) on `args.split`."""
+    from vqaudio.evaluate.splits import load
+
+    loaded = load(args.model)[0] if args.model else None  # first: a bad model file is refused before the work
     train_wavs, train_labels = split_frames(args.data_dir, "train", args.hop)
     test_wavs, test_labels = split_frames(args.data_dir, args.split, args.hop)
     train, test = frame_pairs(train_wavs, train_labels, args.hop), frame_pairs(test_wavs, test_labels, args.hop)
@@ -97,10 +109,7 @@ def main() -> None:
         acc = cluster_probe(matched(frames, train_wavs, train), train, matched(frames, test_wavs, test), test,
                             args.clusters)
         print(f"MFCC: {name:22s} probe on {args.split}: {acc:.1%}")
-    if args.model:
-        from vqaudio.evaluate.splits import load
-
-        loaded, _ = load(args.model)
+    if loaded is not None:
         torch.set_num_threads(2)
         hop = loaded.hop_length
         tr, te = frame_pairs(train_wavs, train_labels, hop), frame_pairs(test_wavs, test_labels, hop)
