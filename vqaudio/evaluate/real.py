@@ -122,6 +122,16 @@ def _align(scored: list[RealUtterance], sample_rate: int) -> dict[str, list[str]
     return labels
 
 
+def world_copies(loaded, wavs: list[np.ndarray]) -> list[np.ndarray] | None:
+    """WORLD analysis -> synthesis of each waveform with the vocoder model's settings (None for other kinds)."""
+    from vqaudio.data.world import WorldSettings, analyze, synthesize
+
+    if loaded.model.kind != "vocoder":
+        return None
+    settings = WorldSettings.from_config(loaded.config)
+    return [synthesize(analyze(w, settings), settings, length=len(w)) for w in wavs]
+
+
 def to_16k(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     """`wav` [T] at `sample_rate` resampled to PocketSphinx's rate (16 kHz)."""
     from vqaudio.audio import resample
@@ -156,6 +166,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
                          seed=opts.seed, label="reconstruct", sources=[r.wav for r in scored])
     conv_id = clf.score(convs, [t for _, t in pairs], [r.speaker for r, _ in pairs])
 
+    copies = world_copies(loaded, [r.wav for r in scored])
     rec = WordRecognizer(sorted({w for r in scored + rest for w in r.words}),
                          max_words=max(len(r.words) for r in scored + rest))
     refs = [r.words for r in scored]
@@ -183,6 +194,8 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
         },
         "word_accuracy": {
             "source": word_accuracy(refs, [rec.recognize(to_16k(r.wav, sr)) for r in scored]),
+            "world_copy": (word_accuracy(refs, [rec.recognize(to_16k(w, sr)) for w in copies])
+                           if copies is not None else None),
             "reconstruction": word_accuracy(refs, [rec.recognize(to_16k(w, sr)) for w in recon]),
             "conversion": word_accuracy([r.words for r, _ in pairs], [rec.recognize(to_16k(w, sr)) for w in convs]),
         },
@@ -206,6 +219,8 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
     speaker.notes.append(f"classes: {', '.join(sid['classes'])}; targets: {', '.join(results['targets'])}")
     content = Table("Real speech: content", ["audio", "word accuracy (PocketSphinx, grammar)", "phoneme probe"])
     content.add("real source", fmt(words["source"], percent=True), fmt(probe["source"], percent=True))
+    if words.get("world_copy") is not None:
+        content.add("WORLD copy (the vocoder's ceiling)", fmt(words["world_copy"], percent=True), "")
     content.add("reconstruction (nearest voice)", fmt(words["reconstruction"], percent=True), "")
     content.add("conversions", fmt(words["conversion"], percent=True),
                 fmt(probe["conversion_reencoded"], percent=True) + " (re-encoded)")
