@@ -27,6 +27,14 @@ def test_word_errors_count_substitutions_deletions_and_insertions() -> None:
     assert word_accuracy([["one", "two"], ["three"]], [["one"], ["four"]]) == pytest.approx(1 / 3)
 
 
+def test_heard_as_counts_each_targets_conversions_by_the_class_given() -> None:
+    from vqaudio.evaluate.real import heard_as
+
+    got = heard_as(["a", "b", "a", "a", "b"], ["a", "c", "c", "c", "b"])
+    assert got == {"a": {"c": 2, "a": 1}, "b": {"c": 1, "b": 1}}
+    assert list(got["a"]) == ["c", "a"]  # most first
+
+
 def real_subset(root: Path, per_speaker: int = 5) -> Path:
     """The first `per_speaker` recordings (and transcripts) of two FSDD speakers, copied under `root`."""
     for spk in ("george", "jackson"):
@@ -71,6 +79,8 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     for name in ("source", "world_copy", "reconstruction", "conversion"):  # quick is the vocoder kind
         assert figures["word_accuracy"][name] <= 1.0
     assert figures["nearest_voice"].keys() == {"george", "jackson"}
+    heard = figures["speaker_id"]["conversions_heard_as"]
+    assert heard.keys() == set(figures["targets"]) and sum(sum(c.values()) for c in heard.values()) == 8
     assert "word accuracy" in (out / "real.md").read_text() and "WORLD copy" in (out / "real.md").read_text()
 
 

@@ -20,6 +20,7 @@ train the speaker-ID. Figures:
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,15 @@ def world_copies(loaded, wavs: list[np.ndarray]) -> list[np.ndarray] | None:
     return [synthesize(analyze(w, settings), settings, length=len(w)) for w in wavs]
 
 
+def heard_as(targets: list[str], predicted: list[str]) -> dict[str, dict[str, int]]:
+    """For each target voice, how many of its conversions the speaker-ID gave to each class (most first)."""
+    out: dict[str, dict[str, int]] = {}
+    for t in dict.fromkeys(targets):
+        counts = Counter(p for tt, p in zip(targets, predicted, strict=True) if tt == t)
+        out[t] = dict(counts.most_common())
+    return out
+
+
 def to_16k(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     """`wav` [T] at `sample_rate` resampled to PocketSphinx's rate (16 kHz)."""
     from vqaudio.audio import resample
@@ -191,6 +201,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
             "classes": clf.speakers,
             "real_source_accuracy": clf.score([r.wav for r in scored], [r.speaker for r in scored]).target_share,
             "conversion_as_target": conv_id.target_share, "conversion_as_source": conv_id.source_share,
+            "conversions_heard_as": heard_as([t for _, t in pairs], conv_id.predicted),
         },
         "word_accuracy": {
             "source": word_accuracy(refs, [rec.recognize(to_16k(r.wav, sr)) for r in scored]),
@@ -217,6 +228,8 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
     speaker.add(str(results["conversions"]), fmt(sid["conversion_as_target"], percent=True),
                 fmt(sid["conversion_as_source"], percent=True), fmt(sid["real_source_accuracy"], percent=True))
     speaker.notes.append(f"classes: {', '.join(sid['classes'])}; targets: {', '.join(results['targets'])}")
+    for t, counts in sid.get("conversions_heard_as", {}).items():
+        speaker.notes.append(f"conversions to {t} heard as: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
     content = Table("Real speech: content", ["audio", "word accuracy (PocketSphinx, grammar)", "phoneme probe"])
     content.add("real source", fmt(words["source"], percent=True), fmt(probe["source"], percent=True))
     if words.get("world_copy") is not None:
