@@ -41,10 +41,11 @@ num_enroll=10           # utterances of each held-out speaker used to enrol it (
 real_dir=""             # real recordings, one folder per speaker with .txt transcripts (e.g.
                         # ../../../shared/realspeech/fsdd): stage 8 converts them into the model's voices and scores
                         # speaker-ID, PocketSphinx word accuracy and the probe (vqaudio evaluate-real)
+real_per_speaker=16     # real recordings of each speaker converted and scored in stage 8 (x 3 targets)
 tag=""                  # experiment name suffix
 help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
   --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
-  --num-convert --max-eval-utts --enroll --num-enroll --real-dir --tag (see the defaults at the top of $0)"
+  --num-convert --max-eval-utts --enroll --num-enroll --real-dir --real-per-speaker --tag (see the defaults at the top of $0)"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -137,7 +138,7 @@ enroll_voices() {
 real_speech() {
   pick_targets
   $cmd evaluate-real "$real_dir" "$data" --model "$model" --out "$exp_root/real" \
-    --targets "$(echo $targets | tr ' ' ',')" --seed "$seed"
+    --targets "$(echo $targets | tr ' ' ',')" --convert-per-speaker "$real_per_speaker" --seed "$seed"
   log "real-speech results: $exp_root/real/real.md"
 }
 
