@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # VQ-VAE on VCTK (or, by default, on vqaudio's embedded eSpeak NG corpus), from raw corpus to results.
 #
-#   bash run.sh                          # the documented mini run on the embedded corpus (~44-46 min, 2 CPU cores)
+#   bash run.sh                          # the documented mini run on the embedded corpus (~44-47 min, 2 CPU cores)
 #   bash run.sh --quick true             # every stage on a tiny corpus with a few steps (minutes)
 #   bash run.sh --vctk-root /data/VCTK-Corpus-0.92 --conf conf/paper.yaml   # real VCTK
 #   bash run.sh --stage 4 --stop-stage 4 # one stage
@@ -41,7 +41,7 @@ num_enroll=10           # utterances of each held-out speaker used to enrol it (
 real_dir=""             # real recordings, one folder per speaker with .txt transcripts (e.g.
                         # ../../../shared/realspeech/fsdd): stage 8 converts them into the model's voices and scores
                         # speaker-ID, PocketSphinx word accuracy and the probe (vqaudio evaluate-real)
-real_per_speaker=16     # real recordings of each speaker converted and scored in stage 8 (x 3 targets)
+real_per_speaker=16     # real recordings of each speaker converted (into each target) and scored in stage 8
 tag=""                  # experiment name suffix
 help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
   --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
@@ -57,7 +57,7 @@ if [ $# -ne 0 ]; then
   echo "$0: unexpected argument(s): $*" 1>&2; echo "$help_message" 1>&2; exit 1
 fi
 if [ "$quick" = true ]; then
-  conf=conf/quick.yaml; num_speakers=4; num_utts=14; num_convert=1; max_eval_utts=4; num_enroll=3
+  conf=conf/quick.yaml; num_speakers=4; num_utts=14; num_convert=1; max_eval_utts=4; num_enroll=3; real_per_speaker=2
   corpus_dir=corpus/quick
 fi
 if [ -n "$vctk_root" ]; then corpus_dir=$vctk_root; fi

@@ -35,6 +35,21 @@ def test_heard_as_counts_each_targets_conversions_by_the_class_given() -> None:
     assert list(got["a"]) == ["c", "a"]  # most first
 
 
+def test_real_tables_leave_out_the_world_copy_row_for_other_kinds() -> None:
+    from vqaudio.evaluate.real import real_tables
+
+    results = {"conversions": 2, "targets": ["p225"], "scored_utterances": 1, "nearest_voice": {"ann": "p225"},
+               "speaker_id": {"classes": ["ann", "p225"], "conversion_as_target": 0.5, "conversion_as_source": 0.5,
+                              "real_source_accuracy": 1.0, "conversions_heard_as": {"p225": {"p225": 1, "ann": 1}}},
+               "word_accuracy": {"source": 1.0, "world_copy": None, "reconstruction": 0.5, "conversion": 0.5},
+               "probe": {"aligned_utterances": 1, "source": 0.2, "conversion_reencoded": 0.1}}
+    rows = [row[0] for table in real_tables(results) for row in table.rows]
+    assert "real source" in rows and not any(r.startswith("WORLD copy") for r in rows)
+    results["word_accuracy"]["world_copy"] = 0.9
+    rows = [row[0] for table in real_tables(results) for row in table.rows]
+    assert any(r.startswith("WORLD copy") for r in rows)
+
+
 def real_subset(root: Path, per_speaker: int = 5) -> Path:
     """The first `per_speaker` recordings (and transcripts) of two FSDD speakers, copied under `root`."""
     for spk in ("george", "jackson"):
@@ -76,11 +91,14 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     assert set(figures["speaker_id"]["classes"]) == {"george", "jackson", "p225", "p226"}
     for name in ("conversion_as_target", "conversion_as_source", "real_source_accuracy"):
         assert 0.0 <= figures["speaker_id"][name] <= 1.0
-    for name in ("source", "world_copy", "reconstruction", "conversion"):  # quick is the vocoder kind
+    for name in ("source", "reconstruction", "conversion"):
         assert figures["word_accuracy"][name] <= 1.0
+    assert figures["word_accuracy"]["world_copy"] is not None  # quick is the vocoder kind
+    assert figures["word_accuracy"]["world_copy"] <= 1.0
     assert figures["nearest_voice"].keys() == {"george", "jackson"}
     heard = figures["speaker_id"]["conversions_heard_as"]
     assert heard.keys() == set(figures["targets"]) and sum(sum(c.values()) for c in heard.values()) == 8
+    assert sum(c.get(t, 0) for t, c in heard.items()) / 8 == pytest.approx(figures["speaker_id"]["conversion_as_target"])
     assert "word accuracy" in (out / "real.md").read_text() and "WORLD copy" in (out / "real.md").read_text()
 
 

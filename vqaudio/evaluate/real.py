@@ -6,11 +6,14 @@ train the speaker-ID. Figures:
 
 - **speaker**: the toolkit's speaker-ID (`vqaudio.evaluate.speaker_id`) trained on the model's voices (their real
   `train` utterances of DATA_DIR) plus the real speakers (their unscored utterances); conversions of the scored
-  utterances into the target voices, identified as the target and as the real source speaker.
+  utterances into the target voices, identified as the target and as the real source speaker, and for each target
+  how many of its conversions went to each class (`conversions_heard_as`).
 - **content by recognition**: PocketSphinx under a grammar of the transcripts' words
   (`vqaudio.evaluate.recognize`) on the sources, their reconstructions and their conversions (all resampled to
   PocketSphinx's 16 kHz); word accuracy of each. A reconstruction of a real speaker is decoded in the model voice the
-  speaker-ID finds nearest to that speaker (the model has no voice of its own for it).
+  speaker-ID finds nearest to that speaker (the model has no voice of its own for it). For the vocoder kind, also on
+  WORLD copies of the sources (analysis and synthesis with the model's settings, no model and no postfilter): the
+  round trip through the coded WORLD features, roughly the vocoder's ceiling (None for other kinds).
 - **content by the phoneme probe**: the paper's code -> phone mapping fitted on DATA_DIR's train split, scored on
   the real sources against PocketSphinx forced alignments of their transcripts, and on re-encoded conversions.
 
@@ -32,6 +35,7 @@ from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
 from vqaudio.evaluate.splits import choose_targets, decode_codes, encode_wav, load, load_split, model_summary, pick
+from vqaudio.models.io import LoadedModel
 from vqaudio.phones import PHONES
 
 
@@ -88,7 +92,7 @@ def read_real_set(folder: str | os.PathLike, opts: RealOptions, sample_rate: int
     short = sorted({r.speaker for r in scored} - {r.speaker for r in rest})
     if short:
         raise DataError(f"{root}: too few recordings of {', '.join(short)} to both convert "
-                        f"{opts.convert_per_speaker} and train the speaker-ID (lower --convert-per-speaker)")
+                        f"{opts.convert_per_speaker} and train the speaker-ID (lower --convert-per-speaker; run.sh: --real-per-speaker)")
     return scored, rest
 
 
@@ -123,7 +127,7 @@ def _align(scored: list[RealUtterance], sample_rate: int) -> dict[str, list[str]
     return labels
 
 
-def world_copies(loaded, wavs: list[np.ndarray]) -> list[np.ndarray] | None:
+def world_copies(loaded: LoadedModel, wavs: list[np.ndarray]) -> list[np.ndarray] | None:
     """WORLD analysis -> synthesis of each waveform with the vocoder model's settings (None for other kinds)."""
     from vqaudio.data.world import WorldSettings, analyze, synthesize
 
@@ -233,7 +237,7 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
     content = Table("Real speech: content", ["audio", "word accuracy (PocketSphinx, grammar)", "phoneme probe"])
     content.add("real source", fmt(words["source"], percent=True), fmt(probe["source"], percent=True))
     if words.get("world_copy") is not None:
-        content.add("WORLD copy (the vocoder's ceiling)", fmt(words["world_copy"], percent=True), "")
+        content.add("WORLD copy (roughly the vocoder's ceiling)", fmt(words["world_copy"], percent=True), "")
     content.add("reconstruction (nearest voice)", fmt(words["reconstruction"], percent=True), "")
     content.add("conversions", fmt(words["conversion"], percent=True),
                 fmt(probe["conversion_reencoded"], percent=True) + " (re-encoded)")
