@@ -98,7 +98,8 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     assert figures["nearest_voice"].keys() == {"george", "jackson"}
     heard = figures["speaker_id"]["conversions_heard_as"]
     assert heard.keys() == set(figures["targets"]) and sum(sum(c.values()) for c in heard.values()) == 8
-    assert sum(c.get(t, 0) for t, c in heard.items()) / 8 == pytest.approx(figures["speaker_id"]["conversion_as_target"])
+    as_target = sum(c.get(t, 0) for t, c in heard.items()) / 8
+    assert as_target == pytest.approx(figures["speaker_id"]["conversion_as_target"])
     assert "word accuracy" in (out / "real.md").read_text() and "WORLD copy" in (out / "real.md").read_text()
 
 

@@ -92,7 +92,8 @@ def read_real_set(folder: str | os.PathLike, opts: RealOptions, sample_rate: int
     short = sorted({r.speaker for r in scored} - {r.speaker for r in rest})
     if short:
         raise DataError(f"{root}: too few recordings of {', '.join(short)} to both convert "
-                        f"{opts.convert_per_speaker} and train the speaker-ID (lower --convert-per-speaker; run.sh: --real-per-speaker)")
+                        f"{opts.convert_per_speaker} and train the speaker-ID (lower --convert-per-speaker; "
+                        "run.sh: --real-per-speaker)")
     return scored, rest
 
 
