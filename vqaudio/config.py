@@ -35,7 +35,12 @@ class EncoderConfig:
     dilations: list[int] = field(default_factory=lambda: [1, 3])  # residual block dilations per stage
     residual_kernel_size: int = 3
     residual_channels: int = 32  # inner width of each residual block (0 = the stage's width)
-    output_norm: str = "batch"  # "batch": z_e standardised over frames before the VQ (Lancucki et al. 2020); "none"
+    # "batch": z_e standardised over the batch's frames before the VQ (Lancucki et al. 2020); "sliding": per
+    # utterance, over a centred window of `norm_frames` frames (Kaldi's sliding CMVN on the latents, instance
+    # normalisation as in Chou et al. 2019, local so chunks stay exact); "sliding-mean": the window's mean removed,
+    # then the batch norm; "none"
+    output_norm: str = "batch"
+    norm_frames: int = 125  # odd: the window of output_norm "sliding", in frames (125 = 1 s at 125 codes/s)
 
 
 @dataclass
@@ -105,6 +110,7 @@ class ModelConfig:
     sample_rate: int = 16000
     input_level_db: float | None = None  # speech level (dBFS, loudest half of 20 ms frames) inputs are scaled to
     speaker_adversary: float = 0.0  # weight of a gradient-reversal speaker classifier on z_q (0 = none)
+    utterance_adversary: float = 0.0  # the same on each window's pooled z_q statistics (mean, std over time)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     vq: VQConfig = field(default_factory=VQConfig)
     decoder: WaveNetConfig = field(default_factory=WaveNetConfig)

@@ -65,6 +65,35 @@ def test_chunked_encoding_equals_one_pass(loaded) -> None:
     assert len(seen) > 5 and seen[-1] == (len(whole), len(whole))
 
 
+def test_chunked_encoding_equals_one_pass_with_the_sliding_norm(tmp_path, loaded) -> None:
+    """output_norm "sliding": each frame's statistics reach half a window beyond its receptive field, and
+    encoder_context counts that reach, so chunks still give the one pass's codes; a change beyond the context
+    leaves a frame's latent unchanged."""
+    cfg = tiny_config()
+    cfg.encoder.output_norm, cfg.encoder.norm_frames = "sliding", 21
+    torch.manual_seed(0)
+    model = build_vqvae(cfg, len(SPEAKERS)).eval()
+    with torch.no_grad():
+        wav = torch.from_numpy(np.concatenate([voiced(1.0, f0, seed=i) for i, f0 in enumerate((110, 170, 260))]))
+        z = model.encoder(wav[None, None]).transpose(1, 2)[0]
+        model.quantizer.codebook.copy_(z[torch.randperm(len(z))[:32]])
+    save_model(tmp_path / "m.pt", model, cfg, SPEAKERS, {s: "F 20 test" for s in SPEAKERS})
+    slid = codec.load_codec(tmp_path / "m.pt", device="cpu")
+    hop, ctx = slid.hop_length, codec.encoder_context(slid)
+    assert ctx == codec.encoder_context(loaded) + 10 * hop  # the same encoder with the batch norm, + 21 // 2
+    wav = voiced(2.3)
+    whole = codec.encode(slid, wav, chunk_seconds=100.0)
+    chunked = codec.encode(slid, wav, chunk_seconds=0.2)
+    assert len(set(whole.tolist())) > 5
+    differ = np.flatnonzero(chunked != whole)
+    assert len(differ) <= 2 and all(is_tie(slid, wav, f) for f in differ), differ
+    frame, changed = 40, wav.copy()
+    changed[(frame + 1) * hop + ctx:] = np.random.default_rng(1).standard_normal(len(wav) - (frame + 1) * hop - ctx)
+    with torch.inference_mode():
+        z = [slid.model.encoder(torch.from_numpy(w)[None, None, :len(w) // hop * hop]) for w in (wav, changed)]
+    torch.testing.assert_close(z[0][:, :, frame], z[1][:, :, frame])
+
+
 def is_tie(loaded, wav: np.ndarray, frame: int) -> bool:
     """The two nearest codes of a frame are equally near (to 0.1%): the VQ's matmul distances may pick either."""
     hop = loaded.hop_length

@@ -8,7 +8,7 @@ import torch
 from vqaudio.config import EncoderConfig
 from vqaudio.errors import ConfigError
 from vqaudio.models import Encoder, count_parameters
-from vqaudio.models.encoder import ChannelNorm, StridedConv
+from vqaudio.models.encoder import ChannelNorm, SlidingNorm, StridedConv
 from vqaudio.nn.conv import DilatedResidualBlock
 
 
@@ -75,6 +75,7 @@ def test_stage_widths_follow_stage_channels():
 
 @pytest.mark.parametrize("bad", [dict(strides=[]), dict(strides=[2, 0]), dict(residual_kernel_size=4),
                                  dict(output_norm="layer"), dict(stage_channels=[8, 8]),
+                                 dict(output_norm="sliding", norm_frames=10), dict(norm_frames=0),
                                  dict(stage_channels=[8, 8, 0, 8, 8, 8])])
 def test_bad_config_is_refused(bad):
     with pytest.raises(ConfigError):
@@ -126,3 +127,52 @@ def test_batch_norm_keeps_latents_standardised_whatever_the_encoder_does():
         one_by_one = torch.cat([enc(wav[i:i + 1]) for i in range(4)])
     assert batch.shape == (4, 8, 32) and (batch - one_by_one).abs().max() < 1e-4
     assert isinstance(Encoder(EncoderConfig(output_norm="none"), dim=8).norm, torch.nn.Identity)
+
+
+def test_sliding_norm_standardises_each_frame_over_its_window():
+    """Each output frame is its channel's value standardised by the mean and variance of the frames within
+    half a window of it, the window cut at the ends (brute force beside the pooled version)."""
+    torch.manual_seed(0)
+    x = 3.0 * torch.randn(2, 4, 40) + 100.0  # a large offset: float32 moments would lose the spread
+    y = SlidingNorm(7)(x)
+    for t in (0, 1, 3, 20, 38, 39):
+        w = x[:, :, max(0, t - 3):t + 4].double()
+        ref = (x[:, :, t].double() - w.mean(-1)) / torch.sqrt(w.var(-1, unbiased=False) + 1e-5)
+        torch.testing.assert_close(y[:, :, t].double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_sliding_norm_strips_what_is_constant_over_an_utterance():
+    """An utterance-wide offset and gain per channel (a speaker's or a microphone's, in latent terms) leave
+    the output unchanged; a change more than half a window away does not reach a frame, a nearer one does;
+    an utterance shorter than the window is normalised as a whole (zero mean, unit variance per channel)."""
+    torch.manual_seed(0)
+    norm = SlidingNorm(9)
+    x = torch.randn(1, 3, 50)
+    shifted = x * torch.tensor([2.0, 0.5, 3.0])[:, None] + torch.tensor([5.0, -1.0, 0.3])[:, None]
+    torch.testing.assert_close(norm(shifted), norm(x), atol=1e-4, rtol=1e-4)
+    far = x.clone()
+    far[..., 30:] += 1.0
+    assert torch.equal(norm(x)[..., :26], norm(far)[..., :26])
+    assert not torch.allclose(norm(x)[..., 26], norm(far)[..., 26])
+    short = norm(torch.randn(1, 3, 4) + 7.0)
+    torch.testing.assert_close(short.mean(-1), torch.zeros(1, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(short.var(-1, unbiased=False), torch.ones(1, 3), atol=1e-3, rtol=0)
+    enc = Encoder(EncoderConfig(channels=8, residual_channels=4, strides=[2, 2], output_norm="sliding",
+                                norm_frames=5), dim=3)
+    assert isinstance(enc.norm, SlidingNorm) and enc.norm.frames == 5 and not list(enc.norm.parameters())
+
+
+def test_sliding_mean_removes_the_windows_mean_and_keeps_the_spread_to_the_batch_norm():
+    """norm_vars=False subtracts the window's mean only (an utterance-wide offset goes, a gain stays);
+    output_norm "sliding-mean" follows it with the batch norm, so the latents are still standardised."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 50)
+    mean_only = SlidingNorm(9, norm_vars=False)
+    torch.testing.assert_close(mean_only(x + torch.tensor([5.0, -1.0, 0.3])[:, None]), mean_only(x),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mean_only(2.0 * x), 2.0 * mean_only(x))
+    enc = Encoder(EncoderConfig(channels=8, residual_channels=4, strides=[2, 2], output_norm="sliding-mean",
+                                norm_frames=5), dim=3)
+    assert isinstance(enc.norm[0], SlidingNorm) and not enc.norm[0].norm_vars
+    z = enc(torch.randn(4, 1, 400)).transpose(1, 2).reshape(-1, 3)
+    torch.testing.assert_close(z.std(0), torch.ones(3), atol=0.02, rtol=0)

@@ -80,6 +80,8 @@ def encoder_context(loaded: LoadedModel) -> int:
         reach += (max(enc.kernel_size, stride) - 1) * rate
         rate *= stride
         reach += sum((enc.residual_kernel_size - 1) * d * rate for d in enc.dilations)
+    if enc.output_norm.startswith("sliding"):  # each frame's statistics reach half the window further
+        reach += (enc.norm_frames // 2) * hop
     return math.ceil(reach / hop) * hop
 
 

@@ -56,6 +56,31 @@ class ChannelNorm(nn.Module):
         return torch.addcmul(self.norm.bias[:, None], centred * scale, self.norm.weight[:, None])
 
 
+class SlidingNorm(nn.Module):
+    """Each channel standardised over a centred window of `frames` frames, [B, C, T] -> [B, C, T]; no parameters.
+
+    Kaldi's sliding CMVN (`apply-cmvn-sliding --center=true --norm-vars=true`) on the latents: the window is
+    cut at the signal's ends, so a short utterance is normalised as a whole (instance normalisation, which
+    strips what is constant over an utterance, its speaker and channel, from content codes: Chou et al. 2019,
+    "One-shot voice conversion by separating speaker and content representations with instance normalization").
+    Local in time, so chunked encoding with half a window of extra context equals one pass.
+    """
+
+    def __init__(self, frames: int, norm_vars: bool = True, eps: float = 1e-5):
+        super().__init__()
+        self.frames, self.norm_vars, self.eps = frames, norm_vars, eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # float64: E[x^2] - E[x]^2 over a window loses float32's digits when the offset dwarfs the spread.
+        x64 = x.double()
+        pool = dict(kernel_size=self.frames, stride=1, padding=self.frames // 2, count_include_pad=False)
+        mean = F.avg_pool1d(x64, **pool)
+        if not self.norm_vars:
+            return (x64 - mean).to(x.dtype)
+        var = (F.avg_pool1d(x64.square(), **pool) - mean.square()).clamp_min(0.0)
+        return ((x64 - mean) * torch.rsqrt(var + self.eps)).to(x.dtype)
+
+
 class Encoder(nn.Module):
     """Raw waveform -> continuous latents z_e.
 
@@ -83,7 +108,15 @@ class Encoder(nn.Module):
         # a batch drifted together faster than the EMA codebook followed and shrank to a tight cluster
         # (spread / offset ~0.03 on dev speech after 300 mini steps): 10 codes for 1024 frames. Standardised,
         # the latents cannot lose their frame-to-frame variation; in eval mode it is a fixed affine map.
-        self.norm = nn.BatchNorm1d(dim, affine=False) if cfg.output_norm == "batch" else nn.Identity()
+        # "sliding" standardises each utterance's latents over a window of norm_frames instead (SlidingNorm): what stays
+        # constant over an utterance (speaker, microphone, line) leaves the codes.
+        self.norm: nn.Module = nn.Identity()
+        if cfg.output_norm == "batch":
+            self.norm = nn.BatchNorm1d(dim, affine=False)
+        elif cfg.output_norm == "sliding":
+            self.norm = SlidingNorm(cfg.norm_frames)
+        elif cfg.output_norm == "sliding-mean":  # the window's mean removed, the spread kept to the batch norm
+            self.norm = nn.Sequential(SlidingNorm(cfg.norm_frames, norm_vars=False), nn.BatchNorm1d(dim, affine=False))
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -127,7 +160,10 @@ def _check_config(cfg: EncoderConfig, dim: int) -> None:
     if cfg.residual_kernel_size % 2 == 0:
         raise ConfigError(f"encoder residual_kernel_size must be odd (non-causal 'same'), got "
                           f"{cfg.residual_kernel_size}")
-    if cfg.output_norm not in ("batch", "none"):
-        raise ConfigError(f"encoder output_norm must be 'batch' or 'none', got {cfg.output_norm!r}")
+    if cfg.output_norm not in ("batch", "sliding", "sliding-mean", "none"):
+        raise ConfigError(f"encoder output_norm must be 'batch', 'sliding', 'sliding-mean' or 'none', "
+                          f"got {cfg.output_norm!r}")
+    if cfg.norm_frames < 1 or cfg.norm_frames % 2 == 0:
+        raise ConfigError(f"encoder norm_frames must be odd and >= 1 (a centred window), got {cfg.norm_frames}")
     if any(d < 1 for d in cfg.dilations):
         raise ConfigError(f"encoder dilations must be >= 1, got {cfg.dilations}")
