@@ -224,6 +224,37 @@ def test_speaker_adversary_reverses_the_encoder_gradient() -> None:
         build_vqvae(load_config("quick", ["model.speaker_adversary=-1"]).model, 3)
 
 
+def test_utterance_adversary_names_the_speaker_from_pooled_statistics_through_the_reversal() -> None:
+    """model.utterance_adversary adds a window-level classifier (statistics pooling): its cross-entropy joins the
+    loss, it trains, and the encoder receives its reversed gradient: a step down the encoder's gradient raises
+    the window classifier's cross-entropy."""
+    from vqaudio.models.adversary import SpeakerAdversary
+
+    cfg = load_config("quick", ["model.utterance_adversary=0.5"])
+    model = build_vqvae(cfg.model, 3)
+    out = model(0.2 * torch.randn(2, 1024), torch.tensor([0, 2]), fake_features(model, 16))
+    assert 0.0 <= out.parts["utterance_adversary_accuracy"] <= 1.0
+    assert out.parts["adversary_ce"] > out.parts["utterance_adversary_ce"] > 0
+    out.loss.backward()
+    assert model.adversary.utterance_out[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="utterance_adversary"):
+        build_vqvae(load_config("quick", ["model.utterance_adversary=-0.1"]).model, 3)
+
+    torch.manual_seed(0)
+    adv = SpeakerAdversary(4, 3, weight=0.0, utterance_weight=2.0)
+    z = torch.randn(1, 4, 40, requires_grad=True)
+    ce, figures = adv(z, torch.tensor([1]))
+    ce.backward()
+    frame_only = SpeakerAdversary(4, 3, weight=0.0)
+    frame_only.net.load_state_dict(adv.net.state_dict())
+    z2 = z.detach().clone().requires_grad_(True)
+    frame_only(z2, torch.tensor([1]))[0].backward()
+    assert torch.count_nonzero(z2.grad) == 0 and torch.count_nonzero(z.grad) > 0  # only the window's reversal
+    with torch.no_grad():  # what the encoder's optimiser does with the reversed gradient
+        after = adv(z.detach() - 1e-2 * z.grad / z.grad.norm(), torch.tensor([1]))[1]["utterance_adversary_ce"]
+    assert after > figures["utterance_adversary_ce"]
+
+
 def test_local_reach_bounds_the_dependence() -> None:
     for upsample in (1, 2, 5):
         net = frame_net(upsample=upsample)

@@ -52,11 +52,13 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
         decoder = VocoderDecoder(wavenet, settings, n_speakers, cfg.vocoder.spectral_weight)
     else:
         raise ConfigError(f"model.decoder.kind must be one of {', '.join(DECODER_KINDS)}, got {kind!r}")
-    if cfg.speaker_adversary < 0:
-        raise ConfigError(f"model.speaker_adversary must be >= 0, got {cfg.speaker_adversary}")
+    for name in ("speaker_adversary", "utterance_adversary"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"model.{name} must be >= 0, got {getattr(cfg, name)}")
     adversary = None
-    if training and cfg.speaker_adversary > 0:
-        adversary = SpeakerAdversary(cfg.vq.dim, n_speakers, cfg.speaker_adversary)
+    if training and (cfg.speaker_adversary > 0 or cfg.utterance_adversary > 0):
+        adversary = SpeakerAdversary(cfg.vq.dim, n_speakers, cfg.speaker_adversary,
+                                     utterance_weight=cfg.utterance_adversary)
     return VQVAE(encoder, VectorQuantizer(cfg.vq), decoder, adversary)
 
 

@@ -68,8 +68,8 @@ class VQVAE(nn.Module):
         q = self.quantizer(z_e)
         extra, adv = {}, 0.0
         if hasattr(self, "adversary") and speaker is not None:
-            adv, extra["adversary_accuracy"] = self.adversary(q.z_q, speaker)
-            extra["adversary_ce"] = adv.detach()
+            adv, figures = self.adversary(q.z_q, speaker)
+            extra.update(figures, adversary_ce=adv.detach())
         if self.kind == "vocoder":
             if features is None:
                 raise ValueError("the vocoder decoder trains on WORLD features [B, frames, F]; none given")
