@@ -84,9 +84,10 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(app, ["evaluate-real", str(real), str(data), "--model", str(tmp_path / "exp" / "model.pt"),
                                  "--out", str(out), "--convert-per-speaker", "2", "--id-per-speaker", "3",
-                                 "--n-targets", "2"])
+                                 "--n-targets", "2", "--f0", "normalized", "--gv-strength", "1"])
     assert result.exit_code == 0, result.output
     figures = json.loads((out / "real.json").read_text())
+    assert figures["decoding"] == {"f0_mode": "normalized", "gv_strength": 1.0}  # the options reach the decoder
     assert figures["conversions"] == 2 * 2 * 2 and figures["real_speakers"] == ["george", "jackson"]
     assert set(figures["speaker_id"]["classes"]) == {"george", "jackson", "p225", "p226"}
     for name in ("conversion_as_target", "conversion_as_source", "real_source_accuracy"):
@@ -101,6 +102,14 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     as_target = sum(c.get(t, 0) for t, c in heard.items()) / 8
     assert as_target == pytest.approx(figures["speaker_id"]["conversion_as_target"])
     assert "word accuracy" in (out / "real.md").read_text() and "WORLD copy" in (out / "real.md").read_text()
+    assert "F0 normalized, postfilter strength 1.0" in (out / "real.md").read_text()
+
+
+@pytest.mark.parametrize("bad", [["--f0", "flat"], ["--gv-strength", "1.5"]])
+def test_evaluate_real_refuses_bad_decoding_options(tmp_path: Path, bad: list[str]) -> None:
+    result = runner.invoke(app, ["evaluate-real", str(tmp_path), str(tmp_path), *bad])
+    assert result.exit_code == 1 and bad[0] + " must be" in result.output, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_evaluate_real_refuses_a_missing_folder(tmp_path: Path) -> None:

@@ -106,6 +106,10 @@ def evaluate_real(
     targets: str = typer.Option("", "--targets", help="Model voices to convert to, e.g. p225,p226 (default: spread)."),
     n_targets: int = typer.Option(3, "--n-targets", help="Number of targets when --targets is not given."),
     seed: int = typer.Option(0, "--seed", help="Seed of decoding."),
+    f0: str | None = typer.Option(None, "--f0", help="Vocoder kind: reconstructions' and conversions' F0 "
+                                  "'predicted', 'normalized' or 'mapped' (default: the model's)."),
+    gv_strength: float | None = typer.Option(None, "--gv-strength", help="Vocoder kind: postfilter strength "
+                                             "0..1 (default: the model's vocoder.gv_strength)."),
 ) -> None:
     """Real recordings in: conversions scored by speaker-ID, content by PocketSphinx word accuracy and the probe."""
     from vqaudio.evaluate.real import RealOptions, real_tables, run_real_evaluation
@@ -113,7 +117,7 @@ def evaluate_real(
 
     opts = RealOptions(convert_per_speaker=convert_per_speaker, id_per_speaker=id_per_speaker,
                        targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
-                       seed=seed)
+                       seed=seed, f0=f0, gv_strength=gv_strength)
     results = run_real_evaluation(real_dir, data_dir, model, out, opts)
     print_tables(real_tables(results))
     typer.echo(f"wrote {out}/real.json and real.md")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from vqaudio.evaluate import probe as P
-from vqaudio.evaluate.splits import SplitData, decode_codes, encode_wav
+from vqaudio.evaluate.splits import SplitData, decode_codes, decoding_summary, encode_wav
 from vqaudio.models.io import LoadedModel
 
 
@@ -83,8 +83,7 @@ def vc_section(loaded: LoadedModel, train: SplitData, test: SplitData, utts: lis
         },
         "shared_sentences": _shared_mcd(test, convs, sr),
         "f0": f0_section(train, test, convs, sr),
-        "decoding": ({"f0_mode": f0_mode or loaded.config.vocoder.f0_mode,
-                      "gv_strength": loaded.config.vocoder.gv_strength} if loaded.model.kind == "vocoder" else {}),
+        "decoding": decoding_summary(loaded, f0_mode),
     }, convs
 
 

@@ -34,7 +34,18 @@ from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
-from vqaudio.evaluate.splits import choose_targets, decode_codes, encode_wav, load, load_split, model_summary, pick
+from vqaudio.evaluate.splits import (
+    check_decoding,
+    choose_targets,
+    decode_codes,
+    decoding_summary,
+    encode_wav,
+    load,
+    load_split,
+    model_summary,
+    pick,
+    set_decoding,
+)
 from vqaudio.models.io import LoadedModel
 from vqaudio.phones import PHONES
 
@@ -49,6 +60,8 @@ class RealOptions:
     n_targets: int = 3
     train_per_speaker: int = 10  # DATA_DIR train utterances per model voice (speaker-ID, probe mapping)
     seed: int = 0
+    f0: str | None = None  # vocoder kind: F0 of reconstructions and conversions (None: the model's f0_mode)
+    gv_strength: float | None = None  # vocoder kind: postfilter strength 0..1 (None: the model's gv_strength)
 
 
 @dataclass
@@ -163,8 +176,10 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     from vqaudio.evaluate.speaker_id import SpeakerClassifier
 
     opts = opts or RealOptions()
+    check_decoding(opts.f0, opts.gv_strength)
     check_real_dir(real_dir)  # before the model is loaded: the folder is the likelier mistake
     loaded, model_path = load(model_path)
+    set_decoding(loaded, opts.gv_strength)
     sr, hop, rate = loaded.sample_rate, loaded.hop_length, loaded.sample_rate / loaded.hop_length
     targets = choose_targets(loaded, DataDir.load(Path(data_dir) / "train").speakers, opts.targets, opts.n_targets)
     scored, rest = read_real_set(real_dir, opts, sr, hop)
@@ -175,10 +190,10 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     codes = {r.utt: encode_wav(loaded, r.wav) for r in scored}
     pairs = [(r, t) for r in scored for t in targets]
     convs = decode_codes(loaded, [codes[r.utt] for r, _ in pairs], [t for _, t in pairs], seed=opts.seed + 1,
-                         label="convert", sources=[r.wav for r, _ in pairs])
+                         label="convert", sources=[r.wav for r, _ in pairs], f0_mode=opts.f0)
     nearest = _nearest_voices(clf, rest, voices)
     recon = decode_codes(loaded, [codes[r.utt] for r in scored], [nearest[r.speaker] for r in scored],
-                         seed=opts.seed, label="reconstruct", sources=[r.wav for r in scored])
+                         seed=opts.seed, label="reconstruct", sources=[r.wav for r in scored], f0_mode=opts.f0)
     conv_id = clf.score(convs, [t for _, t in pairs], [r.speaker for r, _ in pairs])
 
     copies = world_copies(loaded, [r.wav for r in scored])
@@ -201,7 +216,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
         "model": model_summary(loaded, model_path), "options": opts, "real_dir": str(real_dir),
         "real_speakers": sorted({r.speaker for r in scored}), "scored_utterances": len(scored),
         "speaker_id_utterances": len(rest), "targets": targets, "conversions": len(pairs),
-        "nearest_voice": nearest,
+        "nearest_voice": nearest, "decoding": decoding_summary(loaded, opts.f0),
         "speaker_id": {
             "classes": clf.speakers,
             "real_source_accuracy": clf.score([r.wav for r in scored], [r.speaker for r in scored]).target_share,
@@ -245,4 +260,7 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
     content.notes.append(f"{results['scored_utterances']} real utterances scored, {probe['aligned_utterances']} "
                          f"force-aligned; nearest voices: "
                          + ", ".join(f"{k} -> {v}" for k, v in results["nearest_voice"].items()))
+    if results.get("decoding"):
+        content.notes.append("vocoder decoding: F0 {f0_mode}, postfilter strength {gv_strength}"
+                             .format(**results["decoding"]))
     return [speaker, content]

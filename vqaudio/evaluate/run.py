@@ -11,18 +11,19 @@ from typing import Any
 import numpy as np
 
 from vqaudio.data.kaldi import DataDir
-from vqaudio.data.world import F0_MODES
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.conversion import vc_section
 from vqaudio.evaluate.splits import (
     SplitData,
+    check_decoding,
     choose_targets,
     decode_codes,
     load,
     load_split,
     model_summary,
     pick,
+    set_decoding,
     split_dir,
 )
 from vqaudio.models.io import LoadedModel
@@ -71,7 +72,7 @@ class EvaluateOptions:
     prior: str | None = None  # prior file for the entropy-coded bitrate
     baselines: bool = True  # Codec2 / Opus when installed
     plots: int = 2  # utterances with spectrograms and audio samples written
-    f0: str | None = None  # vocoder kind: F0 of conversions, one of F0_MODES (None: the model's f0_mode)
+    f0: str | None = None  # vocoder kind: F0 of conversions, a data.world.F0_MODES name (None: the model's f0_mode)
     gv_strength: float | None = None  # vocoder kind: postfilter strength 0..1 (None: the model's gv_strength)
 
 
@@ -166,15 +167,11 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike | No
     from vqaudio.evaluate.tables import evaluation_tables
 
     opts = opts or EvaluateOptions()
-    if opts.f0 is not None and opts.f0 not in F0_MODES:  # refused before a minute of encoding, not after
-        raise DataError(f"--f0 must be one of {', '.join(F0_MODES)}, got {opts.f0!r}")
-    if opts.gv_strength is not None and not 0.0 <= opts.gv_strength <= 1.0:
-        raise DataError(f"--gv-strength must be in [0, 1], got {opts.gv_strength}")
+    check_decoding(opts.f0, opts.gv_strength)
     for s in ("train", "test"):
         split_dir(data_dir, s)
     loaded, model_path = load(model_path)
-    if opts.gv_strength is not None and loaded.model.kind == "vocoder":
-        loaded.config.vocoder.gv_strength = opts.gv_strength
+    set_decoding(loaded, opts.gv_strength)
     rate, k = loaded.sample_rate / loaded.hop_length, int(loaded.config.vq.codebook_size)
     targets = choose_targets(loaded, DataDir.load(split_dir(data_dir, "train")).speakers, opts.targets, opts.n_targets)
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)

@@ -123,6 +123,30 @@ def load(model_path: str | os.PathLike | None) -> tuple[LoadedModel, Path]:
     return load_codec(path), path
 
 
+def check_decoding(f0: str | None, gv_strength: float | None) -> None:
+    """Refuse a bad --f0 / --gv-strength with one line, before a minute of encoding rather than after."""
+    from vqaudio.data.world import F0_MODES
+
+    if f0 is not None and f0 not in F0_MODES:
+        raise DataError(f"--f0 must be one of {', '.join(F0_MODES)}, got {f0!r}")
+    if gv_strength is not None and not 0.0 <= gv_strength <= 1.0:
+        raise DataError(f"--gv-strength must be in [0, 1], got {gv_strength}")
+
+
+def set_decoding(loaded: LoadedModel, gv_strength: float | None) -> None:
+    """The vocoder kind's postfilter strength set to `gv_strength` (None: the model's own; other kinds: no-op)."""
+    if loaded.model.kind == "vocoder" and gv_strength is not None:
+        loaded.config.vocoder.gv_strength = gv_strength
+
+
+def decoding_summary(loaded: LoadedModel, f0: str | None = None) -> dict[str, Any]:
+    """How the vocoder kind decodes, for the results: F0 mode (`f0`, else the model's) and postfilter strength;
+    {} for other kinds."""
+    if loaded.model.kind != "vocoder":
+        return {}
+    return {"f0_mode": f0 or loaded.config.vocoder.f0_mode, "gv_strength": loaded.config.vocoder.gv_strength}
+
+
 def model_summary(loaded: LoadedModel, path: str | os.PathLike) -> dict[str, Any]:
     """The facts about a model that every report starts with."""
     k = int(loaded.config.vq.codebook_size)
