@@ -22,6 +22,7 @@ from vqaudio.data.dataset import SegmentDataset, resolve_data_dir
 from vqaudio.data.world import WorldSettings
 from vqaudio.evaluate.metrics import codebook_usage
 from vqaudio.models.io import load_model
+from vqaudio.models.vocoder import feature_loss
 
 
 def decoder_loss(model, codes: torch.Tensor, speaker: torch.Tensor, batch) -> float:
@@ -29,7 +30,7 @@ def decoder_loss(model, codes: torch.Tensor, speaker: torch.Tensor, batch) -> fl
     vocoder kind: the feature loss of the windows' WORLD features."""
     if model.kind == "vocoder":
         parts = model.decoder.loss(model.decoder(model.codes_to_latent(codes), speaker), batch.features)[1]
-        return sum(parts.values()).item()  # unweighted: comparable across spectral_weights
+        return feature_loss(parts).item()  # unweighted: comparable across spectral_weights
     targets = mu_law_encode(batch.wav, model.decoder.classes)
     logits = model.decoder_logits(codes, speaker, targets)
     return F.cross_entropy(logits, targets).item() / math.log(2)

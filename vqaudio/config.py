@@ -103,6 +103,8 @@ class VocoderConfig:
     # (decoding only)
     spectral_weight: float = 1.0  # training: weight of the envelope's L1 (a mean over its spectral_dims) against
     # the three one-number terms (aperiodicity, log-F0, voicing), each weighted 1
+    gv_weight: float = 0.0  # training: weight of a global-variance loss (L1 of log-variances of the envelope's
+    # coefficients over each window's voiced frames, prediction against target; vqaudio.models.vocoder.gv_loss)
 
 
 @dataclass

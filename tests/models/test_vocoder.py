@@ -255,6 +255,40 @@ def test_utterance_adversary_names_the_speaker_from_pooled_statistics_through_th
     assert after > figures["utterance_adversary_ce"]
 
 
+def test_gv_loss_penalises_envelopes_smoother_than_the_target() -> None:
+    """gv_loss: zero for the target itself, positive for a smoothed copy, and its gradient widens the copy's spread;
+    only voiced frames count; windows with too few voiced frames are left out. In the decoder's loss it joins
+    with `gv_weight` and stays out of the unweighted feature loss."""
+    from vqaudio.models.vocoder import MIN_VOICED, feature_loss, gv_loss
+
+    torch.manual_seed(0)
+    target = torch.randn(2, 3, 60)
+    voiced = torch.ones(2, 60)
+    voiced[:, 40:] = 0
+    assert gv_loss(target, target, voiced) == 0
+    smooth = (0.5 * target).requires_grad_(True)
+    loss = gv_loss(smooth, target, voiced)
+    assert loss > 0.5  # log(4) on every coefficient, less the eps
+    loss.backward()
+    assert (smooth.grad[..., :40] * smooth.detach()[..., :40]).sum() < 0  # descent widens the spread
+    assert torch.count_nonzero(smooth.grad[..., 40:]) == 0  # unvoiced frames do not count
+    few = voiced.clone()
+    few[1, MIN_VOICED - 1:] = 0
+    noisy = target.clone()
+    noisy[1] *= 3.0  # the window with too few voiced frames differs a lot, but is left out
+    assert gv_loss(noisy, target, few) == 0
+    assert gv_loss(noisy, target, torch.zeros(2, 60)) == 0
+
+    model = build_vqvae(load_config("quick", ["model.vocoder.gv_weight=2.0"]).model, 3)
+    out = model(0.2 * torch.randn(2, 16000), torch.tensor([0, 2]), fake_features(model, 250))
+    assert "gv_log_l1" in out.parts and torch.allclose(out.recon, feature_loss(out.parts))
+    plain = load_config("quick").model
+    assert "gv_log_l1" not in build_vqvae(plain, 3)(0.2 * torch.randn(2, 16000), torch.tensor([0, 2]),
+                                                      fake_features(model, 250)).parts
+    with pytest.raises(ConfigError, match="gv_weight"):
+        build_vqvae(load_config("quick", ["model.vocoder.gv_weight=-1"]).model, 3)
+
+
 def test_local_reach_bounds_the_dependence() -> None:
     for upsample in (1, 2, 5):
         net = frame_net(upsample=upsample)

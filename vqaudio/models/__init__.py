@@ -49,7 +49,9 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
                           upsample=hop // settings.frame_samples, causal=False, out_channels=settings.dims)
         if cfg.vocoder.spectral_weight <= 0:
             raise ConfigError(f"model.vocoder.spectral_weight must be > 0, got {cfg.vocoder.spectral_weight}")
-        decoder = VocoderDecoder(wavenet, settings, n_speakers, cfg.vocoder.spectral_weight)
+        if cfg.vocoder.gv_weight < 0:
+            raise ConfigError(f"model.vocoder.gv_weight must be >= 0, got {cfg.vocoder.gv_weight}")
+        decoder = VocoderDecoder(wavenet, settings, n_speakers, cfg.vocoder.spectral_weight, cfg.vocoder.gv_weight)
     else:
         raise ConfigError(f"model.decoder.kind must be one of {', '.join(DECODER_KINDS)}, got {kind!r}")
     for name in ("speaker_adversary", "utterance_adversary"):

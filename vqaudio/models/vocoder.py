@@ -28,17 +28,45 @@ from torch import Tensor, nn
 from vqaudio.data.world import WorldSettings
 from vqaudio.models.wavenet import WaveNet
 
+FEATURE_TERMS = ("spectral_l1", "aperiodicity_l1", "lf0_l1", "vuv_bce")
+
+
+def feature_loss(parts: dict[str, Tensor]) -> Tensor:
+    """The unweighted feature loss: the sum of the four feature terms of `VocoderDecoder.loss`'s parts (comparable
+    across `spectral_weight`s and with or without the GV term)."""
+    return sum(parts[k] for k in FEATURE_TERMS)
+
+
+def gv_loss(pred: Tensor, target: Tensor, voiced: Tensor) -> Tensor:
+    """Global-variance loss (the GV of Toda & Tokuda 2007 as a training term): L1 between the log-variances of
+    prediction and target, per window and coefficient, over each window's voiced frames (pred, target [B, C, M],
+    voiced [B, M] in {0, 1}); windows with fewer than MIN_VOICED voiced frames are left out (0 when none is left).
+    The L1 loss alone predicts envelopes smoother than speech, which the postfilter then has to stretch."""
+    n = voiced.sum(1)  # [B]
+    keep = n >= MIN_VOICED
+    if not bool(keep.any()):
+        return pred.sum() * 0.0
+    pred, target, w, n = pred[keep], target[keep], voiced[keep][:, None, :], n[keep][:, None]
+
+    def log_var(x: Tensor) -> Tensor:
+        mean = (x * w).sum(2) / n
+        return torch.log(((x - mean[..., None]).square() * w).sum(2) / n + 1e-4)
+
+    return (log_var(pred) - log_var(target)).abs().mean()
+
 
 class VocoderDecoder(nn.Module):
     """Non-causal frame-level WaveNet -> WORLD features, with the feature statistics as buffers."""
 
     kind = "vocoder"
 
-    def __init__(self, wavenet: WaveNet, settings: WorldSettings, n_speakers: int, spectral_weight: float = 1.0):
+    def __init__(self, wavenet: WaveNet, settings: WorldSettings, n_speakers: int, spectral_weight: float = 1.0,
+                 gv_weight: float = 0.0):
         super().__init__()
         if wavenet.causal or wavenet.classes != settings.dims:
             raise ValueError(f"the vocoder decoder needs a non-causal WaveNet with {settings.dims} outputs")
         self.wavenet, self.settings, self.spectral_weight = wavenet, settings, spectral_weight
+        self.gv_weight = gv_weight
         self.frames_per_code = wavenet.upsample
         self.register_buffer("feature_mean", torch.zeros(settings.dims))
         self.register_buffer("feature_std", torch.ones(settings.dims))
@@ -70,6 +98,8 @@ class VocoderDecoder(nn.Module):
         """pred [B, F, M] (from `forward`), target WORLD features [B, M, F] -> (reconstruction loss, its parts).
 
         The loss is the parts' sum with the envelope's term weighted by `spectral_weight`; the parts are unweighted.
+        With `gv_weight` > 0 the parts also hold `gv_log_l1` (`gv_loss`), added to the loss with that weight and left
+        out of the feature loss (`feature_loss`), so runs with and without it compare.
         """
         s = self.settings
         target = self.normalize(feats.float())  # fp32 targets: bf16 would round log-F0 by up to ~1.6% in F0
@@ -82,7 +112,11 @@ class VocoderDecoder(nn.Module):
             "lf0_l1": ((pred[:, lf0] - target[:, lf0]).abs() * voiced).sum() / voiced.sum().clamp_min(1.0),
             "vuv_bce": F.binary_cross_entropy_with_logits(pred[:, v], voiced),
         }
-        return sum(parts.values()) + (self.spectral_weight - 1.0) * parts["spectral_l1"], parts
+        loss = feature_loss(parts) + (self.spectral_weight - 1.0) * parts["spectral_l1"]
+        if self.gv_weight > 0:
+            parts["gv_log_l1"] = gv_loss(pred[:, 1:sp], target[:, 1:sp], voiced)
+            loss = loss + self.gv_weight * parts["gv_log_l1"]
+        return loss, parts
 
     @staticmethod
     def _fill_envelope(module: VocoderDecoder, state_dict: dict, prefix: str, *_: object) -> None:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from vqaudio.audio import mu_law_encode
 from vqaudio.models.adversary import SpeakerAdversary
 from vqaudio.models.encoder import Encoder
-from vqaudio.models.vocoder import VocoderDecoder
+from vqaudio.models.vocoder import VocoderDecoder, feature_loss
 from vqaudio.models.vq import VectorQuantizer
 from vqaudio.models.wavenet import WaveNet
 
@@ -74,7 +74,7 @@ class VQVAE(nn.Module):
             if features is None:
                 raise ValueError("the vocoder decoder trains on WORLD features [B, frames, F]; none given")
             weighted, parts = self.decoder.loss(self.decoder(q.z_q, speaker), features)
-            recon = sum(parts.values())  # reported unweighted, comparable across `spectral_weight`s
+            recon = feature_loss(parts)  # reported unweighted, comparable across `spectral_weight`s
             return VQVAEOutput(weighted + q.loss + adv, recon, q.loss, q.commitment, q.perplexity, q.codes,
                                {**parts, **extra})
         targets = mu_law_encode(wav, self.decoder.classes).to(wav.device)
