@@ -63,7 +63,8 @@ class SlidingNorm(nn.Module):
     cut at the signal's ends, so a short utterance is normalised as a whole (instance normalisation, which
     strips what is constant over an utterance, its speaker and channel, from content codes: Chou et al. 2019,
     "One-shot voice conversion by separating speaker and content representations with instance normalization").
-    Local in time, so chunked encoding with half a window of extra context equals one pass.
+    Local in time, so chunked encoding with half a window of extra context equals one pass. `norm_vars=False`
+    subtracts the window's mean only (Kaldi's default; output_norm "sliding-mean" follows it with the batch norm).
     """
 
     def __init__(self, frames: int, norm_vars: bool = True, eps: float = 1e-5):
