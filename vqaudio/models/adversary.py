@@ -34,6 +34,11 @@ def reverse_gradient(x: Tensor, weight: float) -> Tensor:
     return _Reverse.apply(x, weight)
 
 
+def _frame_features(dim: int, hidden: int) -> list[nn.Module]:
+    """The classifiers' per-frame layers: two kernel-5 convolutions with ReLUs, [B, dim, N] -> [B, hidden, N]."""
+    return [nn.Conv1d(dim, hidden, 5, padding=2), nn.ReLU(), nn.Conv1d(hidden, hidden, 5, padding=2), nn.ReLU()]
+
+
 class SpeakerAdversary(nn.Module):
     """Frame-level speaker classifier on latents [B, D, N]: two kernel-5 convolutions and a 1x1 output; with
     `utterance_weight` > 0 also a window-level one (two kernel-5 convolutions, mean and std over time, an MLP)."""
@@ -42,16 +47,9 @@ class SpeakerAdversary(nn.Module):
         super().__init__()
         self.weight, self.utterance_weight = weight, utterance_weight
         n_out = max(n_speakers, 1)
-        self.net = nn.Sequential(
-            nn.Conv1d(dim, hidden, 5, padding=2), nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 5, padding=2), nn.ReLU(),
-            nn.Conv1d(hidden, n_out, 1),
-        )
+        self.net = nn.Sequential(*_frame_features(dim, hidden), nn.Conv1d(hidden, n_out, 1))
         if utterance_weight > 0:
-            self.utterance_frames = nn.Sequential(
-                nn.Conv1d(dim, hidden, 5, padding=2), nn.ReLU(),
-                nn.Conv1d(hidden, hidden, 5, padding=2), nn.ReLU(),
-            )
+            self.utterance_frames = nn.Sequential(*_frame_features(dim, hidden))
             self.utterance_out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
 
     def forward(self, z_q: Tensor, speaker: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
