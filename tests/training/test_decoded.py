@@ -98,6 +98,19 @@ def test_a_crash_in_the_second_phase_resumes_the_same_run_with_the_same_copies(d
     assert losses(tmp_path / "split") == losses(whole)
 
 
+def test_a_fresh_run_makes_its_own_copies_not_those_left_in_the_cache(data: Path, whole: Path,
+                                                                    tmp_path: Path) -> None:
+    cache = tmp_path / "exp" / "cache"
+    cache.mkdir(parents=True)
+    for name in ("decoded-copies.npy", "decoded-copies.lengths.npy", "decoded-copies.json"):
+        (cache / name).write_bytes((whole / "cache" / name).read_bytes())
+    stale = np.zeros_like(np.load(cache / "decoded-copies.npy"))  # another run's copies, same shape and marker
+    np.save(cache / "decoded-copies.npy", stale)
+    train_vqvae(data, tmp_path / "exp", quick_config(*TWO_PHASES), show_progress=False)
+    assert np.array_equal(np.load(cache / "decoded-copies.npy"), np.load(whole / "cache" / "decoded-copies.npy"))
+    assert losses(tmp_path / "exp") == losses(whole)
+
+
 @pytest.mark.parametrize("overrides, message", [
     (("perturb.speaker=0.5", "perturb.decoded_from=1.0"), "fraction of the run"),
     (("perturb.decoded_from=0.5",), "needs perturb.speaker > 0"),

@@ -14,8 +14,9 @@ the words in them: in a resume pilot the content gap fell from 10.6 to 9.0 point
 copies").
 
 The copies are kept in EXP_DIR/cache/decoded-copies.npy (int16 [copies, S], laid out like the dataset's samples),
-with `decoded-copies.json` (the step they were made at) written last: a resumed run reuses them. A run killed while
-they were being made makes them again from the latest exported model.
+with `decoded-copies.json` (the step they were made at) written last: a resumed run reuses them, a fresh run (no
+checkpoint in EXP_DIR) discards any it finds. A run killed while they were being made makes them again from the
+latest exported model.
 """
 
 from __future__ import annotations
@@ -100,6 +101,13 @@ def cached_decoded_copies(cache: Path, data: SegmentDataset, copies: int, seed: 
     if pair is None or not np.array_equal(pair[1], data.lengths) or pair[0].shape != (copies, len(data.samples)):
         return None
     return pair[0]
+
+
+def discard_decoded_copies(cache: Path) -> None:
+    """Remove the decoded copies kept in `cache` (marker first): a fresh run must not take another run's copies,
+    which would pass the marker's checks whenever the data and settings are the same."""
+    for path in reversed(_files(cache)):
+        path.unlink(missing_ok=True)
 
 
 def decoded_copies(model_path: Path, cache: Path, data: SegmentDataset, copies: int, seed: int, step: int,

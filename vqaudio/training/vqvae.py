@@ -28,7 +28,8 @@ from vqaudio.data.kaldi import DataDir
 from vqaudio.data.world import WorldSettings
 from vqaudio.errors import ConfigError
 from vqaudio.models.io import save_model
-from vqaudio.training.decoded import decoded_copies
+from vqaudio.training.checkpoint import latest_checkpoint
+from vqaudio.training.decoded import decoded_copies, discard_decoded_copies
 from vqaudio.training.loop import TrainResult, init_distributed, train
 
 
@@ -118,6 +119,8 @@ def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config:
     decoded_from = config.perturb.decoded_from
     if decoded_from <= 0:
         return train(task, config, exp_dir, **run)
+    if latest_checkpoint(exp_dir) is None:  # a fresh run: copies left in cache/ are another run's
+        discard_decoded_copies(exp_dir / "cache")
     env = init_distributed(device)  # under torchrun: one process group for both phases (joined here, not per call)
     try:
         first = train(task, config, exp_dir, pause_at=decoded_from, **run)
