@@ -35,6 +35,24 @@ def test_heard_as_counts_each_targets_conversions_by_the_class_given() -> None:
     assert list(got["a"]) == ["c", "a"]  # most first
 
 
+def test_duration_matched_cuts_pieces_of_the_real_lengths_and_balances_the_speakers() -> None:
+    import numpy as np
+
+    from vqaudio.evaluate.real import duration_matched
+
+    wavs = [np.arange(90.0), np.arange(100.0) + 1000, np.arange(35.0) + 2000]
+    pieces, owners = duration_matched(wavs, ["a", "a", "b"], [30, 20], per_speaker=None)
+    assert [len(p) for p in pieces] == [30, 20, 30, 20, 30, 20, 30, 20]  # the lengths in turn, across utterances
+    assert owners == ["a"] * 7 + ["b"]  # remainders too short for the next length dropped (10 and 15 samples)
+    assert np.array_equal(pieces[1], np.arange(30.0, 50.0)) and pieces[3][0] == 1000  # consecutive, from the start
+    assert pieces[-1][0] == 2000
+    few, few_owners = duration_matched(wavs, ["a", "a", "b"], [30, 20], per_speaker=2)
+    assert few_owners == ["a", "a", "b"]
+    assert np.array_equal(few[0], pieces[0]) and np.array_equal(few[1], pieces[6])  # a: its first and last of 7
+    with pytest.raises(ValueError):
+        duration_matched(wavs, ["a", "a", "b"], [], per_speaker=None)
+
+
 def test_real_tables_leave_out_the_world_copy_row_for_other_kinds() -> None:
     from vqaudio.evaluate.real import real_tables
 
@@ -80,6 +98,7 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", str(data), str(tmp_path / "exp"), "--config", "quick", *sets,
                                  "--max-steps", "3"])
     assert result.exit_code == 0, result.output
+    shutil.copytree(data / "dev", data / "test")  # held-out speech of the voices, for the judges' control
     real = real_subset(tmp_path / "real")
     out = tmp_path / "out"
     result = runner.invoke(app, ["evaluate-real", str(real), str(data), "--model", str(tmp_path / "exp" / "model.pt"),
@@ -97,6 +116,13 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     assert figures["word_accuracy"]["world_copy"] is not None  # quick is the vocoder kind
     assert figures["word_accuracy"]["world_copy"] <= 1.0
     assert figures["nearest_voice"].keys() == {"george", "jackson"}
+    sid = figures["speaker_id"]
+    assert sid["judge"] == "duration-matched" and 0 < sid["voice_pieces"] <= 2 * 3  # at most --id-per-speaker each
+    for judge in (sid, sid["whole_utterance"]):  # both judges and their controls
+        for name in ("conversion_as_target", "real_source_accuracy", "voice_pieces_accuracy",
+                     "world_copy_as_source", "world_copy_as_voice"):
+            assert 0.0 <= judge[name] <= 1.0, name
+    assert "whole utterances" in (out / "real.md").read_text()
     heard = figures["speaker_id"]["conversions_heard_as"]
     assert heard.keys() == set(figures["targets"]) and sum(sum(c.values()) for c in heard.values()) == 8
     as_target = sum(c.get(t, 0) for t, c in heard.items()) / 8

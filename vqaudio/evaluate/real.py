@@ -7,13 +7,21 @@ train the speaker-ID. Figures:
 - **speaker**: the toolkit's speaker-ID (`vqaudio.evaluate.speaker_id`) trained on the model's voices (their real
   `train` utterances of DATA_DIR) plus the real speakers (their unscored utterances); conversions of the scored
   utterances into the target voices, identified as the target and as the real source speaker, and for each target
-  how many of its conversions went to each class (`conversions_heard_as`).
+  how many of its conversions went to each class (`conversions_heard_as`). The model voices' utterances are cut
+  into pieces as long as the real ones (`duration_matched`, as many per voice as each real speaker has): the
+  speaker-ID's statistics (MFCC means and deviations) depend on an utterance's length and content, and a judge
+  trained on whole sentences for the voices and on short real recordings for the real speakers heard the voices' own
+  eSpeak renditions of the digits as their voice in only 65% of cases (egs/vctk/RESULTS.md, "The speaker-ID on
+  short real utterances"). That earlier judge is scored too (`whole_utterance`), and each judge's controls: the model
+  voices' held-out `test` speech cut the same way, identified as its voice (`voice_pieces_accuracy`), and WORLD
+  copies of the real sources (vocoded, not converted), identified as their speaker and as any model voice.
 - **content by recognition**: PocketSphinx under a grammar of the transcripts' words
   (`vqaudio.evaluate.recognize`) on the sources, their reconstructions and their conversions (all resampled to
-  PocketSphinx's 16 kHz); word accuracy of each. A reconstruction of a real speaker is decoded in the model voice the
-  speaker-ID finds nearest to that speaker (the model has no voice of its own for it). For the vocoder kind, also on
-  WORLD copies of the sources (analysis and synthesis with the model's settings, no model and no postfilter): the
-  round trip through the coded WORLD features, roughly the vocoder's ceiling (None for other kinds).
+  PocketSphinx's 16 kHz); word accuracy of each. A reconstruction of a real speaker is decoded in the model voice
+  the whole-utterance speaker-ID finds nearest to that speaker (the model has no voice of its own for it). For the
+  vocoder kind, also on WORLD copies of the sources (analysis and synthesis with the model's settings, no model and
+  no postfilter): the round trip through the coded WORLD features, roughly the vocoder's ceiling (None for other
+  kinds).
 - **content by the phoneme probe**: the paper's code -> phone mapping fitted on DATA_DIR's train split, scored on
   the real sources against PocketSphinx forced alignments of their transcripts, and on re-encoded conversions.
 
@@ -118,6 +126,45 @@ def check_real_dir(folder: str | os.PathLike) -> Path:
     return root
 
 
+def duration_matched(wavs: list[np.ndarray], speakers: list[str], lengths: list[int], per_speaker: int | None
+                     ) -> tuple[list[np.ndarray], list[str]]:
+    """Each waveform cut into consecutive pieces whose lengths (samples) are `lengths` in turn, continuing through
+    the list from one waveform to the next (a remainder shorter than the next length is dropped); then at most
+    `per_speaker` pieces per speaker, evenly spaced over its pieces. Returns (pieces, their speakers)."""
+    if not lengths or min(lengths) < 1:
+        raise ValueError("duration_matched needs positive lengths")
+    pieces, owners, k = [], [], 0
+    for wav, spk in zip(wavs, speakers, strict=True):
+        at = 0
+        while at + lengths[k % len(lengths)] <= len(wav):
+            n = lengths[k % len(lengths)]
+            pieces.append(wav[at:at + n])
+            owners.append(spk)
+            at, k = at + n, k + 1
+    keep = set()
+    for spk in dict.fromkeys(owners):
+        keep.update(pick([i for i, o in enumerate(owners) if o == spk], per_speaker))
+    return [p for i, p in enumerate(pieces) if i in keep], [o for i, o in enumerate(owners) if i in keep]
+
+
+def _judge_figures(clf, convs: list[np.ndarray], pairs: list, scored: list[RealUtterance],
+                   copies: list[np.ndarray] | None, held_out: tuple[list[np.ndarray], list[str]] | None,
+                   voices: list[str]) -> dict[str, Any]:
+    """One speaker-ID's figures: conversions as target / as source (and where they went), real sources identified,
+    and its controls (held-out voice pieces identified; WORLD copies of the sources as their speaker / as a voice)."""
+    conv_id = clf.score(convs, [t for _, t in pairs], [r.speaker for r, _ in pairs])
+    nan = float("nan")
+    copy_id = clf.score(copies, [r.speaker for r in scored]) if copies is not None else None
+    return {
+        "real_source_accuracy": clf.score([r.wav for r in scored], [r.speaker for r in scored]).target_share,
+        "conversion_as_target": conv_id.target_share, "conversion_as_source": conv_id.source_share,
+        "conversions_heard_as": heard_as([t for _, t in pairs], conv_id.predicted),
+        "voice_pieces_accuracy": clf.score(*held_out).target_share if held_out and held_out[0] else nan,
+        "world_copy_as_source": copy_id.target_share if copy_id else nan,
+        "world_copy_as_voice": float(np.mean([p in voices for p in copy_id.predicted])) if copy_id else nan,
+    }
+
+
 def _nearest_voices(clf, rest: list[RealUtterance], voices: list[str]) -> dict[str, str]:
     """For each real speaker, the model voice with the highest mean speaker-ID probability over its utterances."""
     out = {}
@@ -185,17 +232,26 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     scored, rest = read_real_set(real_dir, opts, sr, hop)
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)
     voices = [s for s in loaded.speakers if s in {train.data.utt2spk[u] for u in train.utterances}]
-    clf = SpeakerClassifier(sr).fit([train.wavs[u] for u in train.utterances] + [r.wav for r in rest],
-                                    [train.data.utt2spk[u] for u in train.utterances] + [r.speaker for r in rest])
+    voice_wavs, voice_ids = [train.wavs[u] for u in train.utterances], [train.data.utt2spk[u] for u in train.utterances]
+    lengths = [len(r.wav) for r in rest]
+    pieces, piece_ids = duration_matched(voice_wavs, voice_ids, lengths, opts.id_per_speaker)
+    clf = SpeakerClassifier(sr).fit(pieces + [r.wav for r in rest], piece_ids + [r.speaker for r in rest])
+    whole = SpeakerClassifier(sr).fit(voice_wavs + [r.wav for r in rest], voice_ids + [r.speaker for r in rest])
+    held_out = None
+    if (Path(data_dir) / "test").is_dir():
+        test = load_split(loaded, data_dir, "test", per_speaker=opts.train_per_speaker)
+        mine = [u for u in test.utterances if test.data.utt2spk[u] in voices]
+        held_out = duration_matched([test.wavs[u] for u in mine], [test.data.utt2spk[u] for u in mine], lengths,
+                                    opts.id_per_speaker)
     codes = {r.utt: encode_wav(loaded, r.wav) for r in scored}
     pairs = [(r, t) for r in scored for t in targets]
     convs = decode_codes(loaded, [codes[r.utt] for r, _ in pairs], [t for _, t in pairs], seed=opts.seed + 1,
                          label="convert", sources=[r.wav for r, _ in pairs], f0_mode=opts.f0)
-    nearest = _nearest_voices(clf, rest, voices)
+    # reconstructions keep the voice the earlier judge finds nearest: their words measure the codes' content,
+    # comparable across runs, and the voice choice is not the conversions' score
+    nearest = _nearest_voices(whole, rest, voices)
     recon = decode_codes(loaded, [codes[r.utt] for r in scored], [nearest[r.speaker] for r in scored],
                          seed=opts.seed, label="reconstruct", sources=[r.wav for r in scored], f0_mode=opts.f0)
-    conv_id = clf.score(convs, [t for _, t in pairs], [r.speaker for r, _ in pairs])
-
     copies = world_copies(loaded, [r.wav for r in scored])
     rec = WordRecognizer(sorted({w for r in scored + rest for w in r.words}),
                          max_words=max(len(r.words) for r in scored + rest))
@@ -218,10 +274,9 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
         "speaker_id_utterances": len(rest), "targets": targets, "conversions": len(pairs),
         "nearest_voice": nearest, "decoding": decoding_summary(loaded, opts.f0),
         "speaker_id": {
-            "classes": clf.speakers,
-            "real_source_accuracy": clf.score([r.wav for r in scored], [r.speaker for r in scored]).target_share,
-            "conversion_as_target": conv_id.target_share, "conversion_as_source": conv_id.source_share,
-            "conversions_heard_as": heard_as([t for _, t in pairs], conv_id.predicted),
+            "classes": clf.speakers, "judge": "duration-matched", "voice_pieces": len(pieces),
+            **_judge_figures(clf, convs, pairs, scored, copies, held_out, voices),
+            "whole_utterance": _judge_figures(whole, convs, pairs, scored, copies, held_out, voices),
         },
         "word_accuracy": {
             "source": word_accuracy(refs, [rec.recognize(to_16k(r.wav, sr)) for r in scored]),
@@ -243,11 +298,20 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
 def real_tables(results: dict[str, Any]) -> list[Table]:
     """The figures of `run_real_evaluation` as tables."""
     sid, words, probe = results["speaker_id"], results["word_accuracy"], results["probe"]
-    speaker = Table("Real speech: voice conversion (speaker-ID)",
-                    ["conversions", "as target", "as real source", "real sources identified"])
-    speaker.add(str(results["conversions"]), fmt(sid["conversion_as_target"], percent=True),
-                fmt(sid["conversion_as_source"], percent=True), fmt(sid["real_source_accuracy"], percent=True))
+    speaker = Table(f"Real speech: voice conversion ({results['conversions']} conversions, speaker-ID)",
+                    ["speaker-ID", "as target", "as real source", "real sources identified",
+                     "voices' held-out pieces identified", "WORLD copies: as their speaker / as a voice"])
+    judges = [("duration-matched", sid)]
+    if "whole_utterance" in sid:
+        judges.append(("whole utterances (before 2026-12-02)", sid["whole_utterance"]))
+    for name, j in judges:
+        speaker.add(name, fmt(j["conversion_as_target"], percent=True), fmt(j["conversion_as_source"], percent=True),
+                    fmt(j["real_source_accuracy"], percent=True), fmt(j.get("voice_pieces_accuracy"), percent=True),
+                    f"{fmt(j.get('world_copy_as_source'), percent=True)} / "
+                    f"{fmt(j.get('world_copy_as_voice'), percent=True)}")
     speaker.notes.append(f"classes: {', '.join(sid['classes'])}; targets: {', '.join(results['targets'])}")
+    speaker.notes.append("duration-matched: the voices' train utterances cut into pieces as long as the real "
+                         "recordings, as many per voice as each real speaker has; whole utterances: the earlier judge")
     for t, counts in sid.get("conversions_heard_as", {}).items():
         speaker.notes.append(f"conversions to {t} heard as: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
     content = Table("Real speech: content", ["audio", "word accuracy (PocketSphinx, grammar)", "phoneme probe"])

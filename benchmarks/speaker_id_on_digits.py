@@ -1,0 +1,68 @@
+"""Does `vqaudio evaluate-real`'s speaker-ID hear the model's own voices in digit-length speech?
+
+The ideal conversion of a real recording of one spoken digit into a model voice is that voice saying the digit. For
+a model trained on the embedded eSpeak corpus that audio can be made: each voice's eSpeak settings render the ten
+digits, one word each, as the real set's recordings are. This scores them with the two speaker-IDs of
+`vqaudio.evaluate.real` (trained as `evaluate-real` trains them: the duration-matched judge, and the earlier one on
+the voices' whole train utterances), beside each judge's accuracy on the real sources, so that a judge that cannot
+hear the genuine voice in short speech shows it. Only for models of the embedded corpus (voices p225... made by
+`vqaudio.data.synth`); the real set as `evaluate-real` reads it (`--id-per-speaker` recordings per speaker train the
+judges, `--convert-per-speaker` others are scored).
+
+    python benchmarks/speaker_id_on_digits.py REAL_DIR DATA_DIR MODEL.pt [--id-per-speaker 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+WORDS = "zero one two three four five six seven eight nine".split()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("real_dir")
+    parser.add_argument("data_dir")
+    parser.add_argument("model")
+    parser.add_argument("--id-per-speaker", type=int, default=30)
+    parser.add_argument("--convert-per-speaker", type=int, default=16)
+    args = parser.parse_args()
+
+    from vqaudio.data.synth import render_utterance, select_speakers
+    from vqaudio.evaluate.real import RealOptions, duration_matched, read_real_set
+    from vqaudio.evaluate.speaker_id import SpeakerClassifier
+    from vqaudio.evaluate.splits import load, load_split
+
+    loaded, _ = load(args.model)
+    sr, hop = loaded.sample_rate, loaded.hop_length
+    opts = RealOptions(convert_per_speaker=args.convert_per_speaker, id_per_speaker=args.id_per_speaker)
+    scored, rest = read_real_set(args.real_dir, opts, sr, hop)
+    train = load_split(loaded, args.data_dir, "train", per_speaker=opts.train_per_speaker)
+    wavs, ids = [train.wavs[u] for u in train.utterances], [train.data.utt2spk[u] for u in train.utterances]
+    pieces, piece_ids = duration_matched(wavs, ids, [len(r.wav) for r in rest], opts.id_per_speaker)
+    real_wavs, real_ids = [r.wav for r in rest], [r.speaker for r in rest]
+    judges = {"duration-matched": SpeakerClassifier(sr).fit(pieces + real_wavs, piece_ids + real_ids),
+              "whole utterances": SpeakerClassifier(sr).fit(wavs + real_wavs, ids + real_ids)}
+
+    voices = {v.id: v for v in select_speakers(len(loaded.speakers) + 1)}
+    own, own_ids = [], []
+    for spk in sorted(set(ids)):
+        if spk not in voices:
+            raise SystemExit(f"error: {spk} is not a voice of the embedded corpus; this check needs one")
+        for word in WORDS:
+            audio = render_utterance(word, voices[spk], sr).audio
+            own.append(audio[: len(audio) // hop * hop])
+            own_ids.append(spk)
+    print(f"{len(own)} digits in {len(set(own_ids))} voices; real: {len(rest)} recordings train the judges, "
+          f"{len(scored)} scored")
+    for name, clf in judges.items():
+        got = clf.score(own, own_ids)
+        wrong = Counter(p for p, t in zip(got.predicted, own_ids, strict=True) if p != t)
+        real = clf.score([r.wav for r in scored], [r.speaker for r in scored]).target_share
+        print(f"{name}: the voices' own digits identified as their voice {100 * got.target_share:.1f}% "
+              f"(the rest: {dict(wrong.most_common())}); real sources identified {100 * real:.1f}%")
+
+
+if __name__ == "__main__":
+    main()
