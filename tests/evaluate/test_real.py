@@ -49,6 +49,8 @@ def test_duration_matched_cuts_pieces_of_the_real_lengths_and_balances_the_speak
     few, few_owners = duration_matched(wavs, ["a", "a", "b"], [30, 20], per_speaker=2)
     assert few_owners == ["a", "a", "b"]
     assert np.array_equal(few[0], pieces[0]) and np.array_equal(few[1], pieces[6])  # a: its first and last of 7
+    whole, whole_owners = duration_matched(wavs, ["a", "a", "b"], [500], per_speaker=None)
+    assert whole_owners == ["a", "a", "b"] and [len(w) for w in whole] == [90, 100, 35]  # longer than any: whole
     with pytest.raises(ValueError):
         duration_matched(wavs, ["a", "a", "b"], [], per_speaker=None)
 

@@ -129,13 +129,19 @@ def check_real_dir(folder: str | os.PathLike) -> Path:
 def duration_matched(wavs: list[np.ndarray], speakers: list[str], lengths: list[int], per_speaker: int | None
                      ) -> tuple[list[np.ndarray], list[str]]:
     """Each waveform cut into consecutive pieces whose lengths (samples) are `lengths` in turn, continuing through
-    the list from one waveform to the next (a remainder shorter than the next length is dropped); then at most
-    `per_speaker` pieces per speaker, evenly spaced over its pieces. Returns (pieces, their speakers)."""
+    the list from one waveform to the next (a remainder shorter than the next length is dropped; a waveform shorter
+    than its first length is one piece, whole); then at most `per_speaker` pieces per speaker, evenly spaced over
+    its pieces. Returns (pieces, their speakers)."""
     if not lengths or min(lengths) < 1:
         raise ValueError("duration_matched needs positive lengths")
     pieces, owners, k = [], [], 0
     for wav, spk in zip(wavs, speakers, strict=True):
         at = 0
+        if 0 < len(wav) < lengths[k % len(lengths)]:  # real recordings longer than the voice's utterances
+            pieces.append(wav)
+            owners.append(spk)
+            k += 1
+            continue
         while at + lengths[k % len(lengths)] <= len(wav):
             n = lengths[k % len(lengths)]
             pieces.append(wav[at:at + n])
