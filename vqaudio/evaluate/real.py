@@ -240,7 +240,8 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     voices = [s for s in loaded.speakers if s in {train.data.utt2spk[u] for u in train.utterances}]
     voice_wavs, voice_ids = [train.wavs[u] for u in train.utterances], [train.data.utt2spk[u] for u in train.utterances]
     lengths = [len(r.wav) for r in rest]
-    pieces, piece_ids = duration_matched(voice_wavs, voice_ids, lengths, opts.id_per_speaker)
+    per_voice = max(Counter(r.speaker for r in rest).values())  # as many as a real speaker has (id_per_speaker)
+    pieces, piece_ids = duration_matched(voice_wavs, voice_ids, lengths, per_voice)
     clf = SpeakerClassifier(sr).fit(pieces + [r.wav for r in rest], piece_ids + [r.speaker for r in rest])
     whole = SpeakerClassifier(sr).fit(voice_wavs + [r.wav for r in rest], voice_ids + [r.speaker for r in rest])
     held_out = None
@@ -248,7 +249,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
         test = load_split(loaded, data_dir, "test", per_speaker=opts.train_per_speaker)
         mine = [u for u in test.utterances if test.data.utt2spk[u] in voices]
         held_out = duration_matched([test.wavs[u] for u in mine], [test.data.utt2spk[u] for u in mine], lengths,
-                                    opts.id_per_speaker)
+                                    per_voice)
     codes = {r.utt: encode_wav(loaded, r.wav) for r in scored}
     pairs = [(r, t) for r in scored for t in targets]
     convs = decode_codes(loaded, [codes[r.utt] for r, _ in pairs], [t for _, t in pairs], seed=opts.seed + 1,
