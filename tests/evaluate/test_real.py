@@ -118,6 +118,10 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     assert figures["word_accuracy"]["world_copy"] is not None  # quick is the vocoder kind
     assert figures["word_accuracy"]["world_copy"] <= 1.0
     assert figures["nearest_voice"].keys() == {"george", "jackson"}
+    by_target = figures["word_accuracy"]["conversion_by_target"]
+    assert by_target.keys() == set(figures["targets"])
+    assert sum(by_target.values()) / 2 == pytest.approx(figures["word_accuracy"]["conversion"])  # 4 each, 1 word
+    assert "by target" in (out / "real.md").read_text()
     sid = figures["speaker_id"]
     assert sid["judge"] == "duration-matched" and 0 < sid["voice_pieces"] <= 2 * 3  # at most --id-per-speaker each
     for judge in (sid, sid["whole_utterance"]):  # both judges and their controls

@@ -275,6 +275,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     def probe(c: dict[str, np.ndarray], lab: dict[str, list[str]]) -> float:
         return P.probe_accuracy(mapping, c, lab, rate) if mapping and lab else float("nan")
 
+    conv_words = [rec.recognize(to_16k(w, sr)) for w in convs]
     results = {
         "model": model_summary(loaded, model_path), "options": opts, "real_dir": str(real_dir),
         "real_speakers": sorted({r.speaker for r in scored}), "scored_utterances": len(scored),
@@ -290,7 +291,10 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
             "world_copy": (word_accuracy(refs, [rec.recognize(to_16k(w, sr)) for w in copies])
                            if copies is not None else None),
             "reconstruction": word_accuracy(refs, [rec.recognize(to_16k(w, sr)) for w in recon]),
-            "conversion": word_accuracy([r.words for r, _ in pairs], [rec.recognize(to_16k(w, sr)) for w in convs]),
+            "conversion": word_accuracy([r.words for r, _ in pairs], conv_words),
+            "conversion_by_target": {t: word_accuracy([r.words for r, tt in pairs if tt == t],
+                                                      [h for (_, tt), h in zip(pairs, conv_words, strict=True)
+                                                       if tt == t]) for t in targets},
         },
         "probe": {"aligned_utterances": len(labels), "source": probe(codes, labels),
                   "conversion_reencoded": probe(re_conv, conv_labels)},
@@ -328,6 +332,9 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
     content.add("reconstruction (nearest voice)", fmt(words["reconstruction"], percent=True), "")
     content.add("conversions", fmt(words["conversion"], percent=True),
                 fmt(probe["conversion_reencoded"], percent=True) + " (re-encoded)")
+    if words.get("conversion_by_target"):
+        content.notes.append("conversions' word accuracy by target: " + ", ".join(
+            f"{t} {fmt(a, percent=True)}" for t, a in words["conversion_by_target"].items()))
     content.notes.append(f"{results['scored_utterances']} real utterances scored, {probe['aligned_utterances']} "
                          f"force-aligned; nearest voices: "
                          + ", ".join(f"{k} -> {v}" for k, v in results["nearest_voice"].items()))

@@ -1,15 +1,17 @@
-"""Does `vqaudio evaluate-real`'s speaker-ID hear the model's own voices in digit-length speech?
+"""How `vqaudio evaluate-real`'s judges hear the model's own voices saying digits: speaker-ID and PocketSphinx.
 
 The ideal conversion of a real recording of one spoken digit into a model voice is that voice saying the digit. For
 a model trained on the embedded eSpeak corpus that audio can be made: each voice's eSpeak settings render the ten
-digits, one word each, as the real set's recordings are. This scores them with the two speaker-IDs of
-`vqaudio.evaluate.real` (trained as `evaluate-real` trains them: the duration-matched judge, and the earlier one on
-the voices' whole train utterances), beside each judge's accuracy on the real sources, so that a judge that cannot
-hear the genuine voice in short speech shows it. Only for models of the embedded corpus (voices p225... made by
-`vqaudio.data.synth`); the real set as `evaluate-real` reads it (`--id-per-speaker` recordings per speaker train the
-judges, `--convert-per-speaker` others are scored).
+digits, one word each, as the real set's recordings are. This scores them as `evaluate-real` scores conversions:
+- with its two speaker-IDs (trained as `evaluate-real` trains them: the duration-matched judge, and the earlier one
+  on the voices' whole train utterances), beside each judge's accuracy on the real sources, so that a judge that
+  cannot hear the genuine voice in short speech shows it;
+- with PocketSphinx under the digits' grammar, per voice: the word accuracy a conversion into that voice could
+  reach if it were perfect, beside the real sources'.
+Only for models of the embedded corpus (voices p225... made by `vqaudio.data.synth`); the real set as `evaluate-real`
+reads it (`--id-per-speaker` recordings per speaker train the judges, `--convert-per-speaker` others are scored).
 
-    python benchmarks/speaker_id_on_digits.py REAL_DIR DATA_DIR MODEL.pt [--id-per-speaker 30]
+    python benchmarks/judges_on_digits.py REAL_DIR DATA_DIR MODEL.pt [--id-per-speaker 30]
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from vqaudio.data.synth import render_utterance, select_speakers
-    from vqaudio.evaluate.real import RealOptions, duration_matched, read_real_set
+    from vqaudio.evaluate.real import RealOptions, duration_matched, read_real_set, to_16k
+    from vqaudio.evaluate.recognize import WordRecognizer, word_accuracy
     from vqaudio.evaluate.speaker_id import SpeakerClassifier
     from vqaudio.evaluate.splits import load, load_split
 
@@ -62,6 +65,17 @@ def main() -> None:
         real = clf.score([r.wav for r in scored], [r.speaker for r in scored]).target_share
         print(f"{name}: the voices' own digits identified as their voice {100 * got.target_share:.1f}% "
               f"(the rest: {dict(wrong.most_common())}); real sources identified {100 * real:.1f}%")
+
+    rec = WordRecognizer(sorted({w for r in scored + rest for w in r.words} | set(WORDS)),
+                         max_words=max(len(r.words) for r in scored + rest))
+    source = word_accuracy([r.words for r in scored], [rec.recognize(to_16k(r.wav, sr)) for r in scored])
+    hyps = [rec.recognize(to_16k(w, sr)) for w in own]
+    words = [[WORDS[i % len(WORDS)]] for i in range(len(own))]
+    by_voice = {spk: word_accuracy([w for w, o in zip(words, own_ids, strict=True) if o == spk],
+                                   [h for h, o in zip(hyps, own_ids, strict=True) if o == spk])
+                for spk in dict.fromkeys(own_ids)}
+    print(f"PocketSphinx word accuracy: real sources {100 * source:.1f}%; the voices' own digits "
+          f"{100 * word_accuracy(words, hyps):.1f}%: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in by_voice.items()))
 
 
 if __name__ == "__main__":
