@@ -245,7 +245,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     clf = SpeakerClassifier(sr).fit(pieces + [r.wav for r in rest], piece_ids + [r.speaker for r in rest])
     whole = SpeakerClassifier(sr).fit(voice_wavs + [r.wav for r in rest], voice_ids + [r.speaker for r in rest])
     held_out = None
-    if (Path(data_dir) / "test").is_dir():
+    if (Path(data_dir) / "test" / "wav.scp").exists():  # held-out speech of the voices, for the controls
         test = load_split(loaded, data_dir, "test", per_speaker=opts.train_per_speaker)
         mine = [u for u in test.utterances if test.data.utt2spk[u] in voices]
         held_out = duration_matched([test.wavs[u] for u in mine], [test.data.utt2spk[u] for u in mine], lengths,
