@@ -32,21 +32,22 @@ def main() -> None:
     args = parser.parse_args()
 
     from vqaudio.data.synth import render_utterance, select_speakers
-    from vqaudio.evaluate.real import RealOptions, duration_matched, read_real_set, to_16k
+    from vqaudio.errors import VQAudioError
+    from vqaudio.evaluate.real import RealOptions, fit_judges, read_real_set, to_16k
     from vqaudio.evaluate.recognize import WordRecognizer, word_accuracy
-    from vqaudio.evaluate.speaker_id import SpeakerClassifier
     from vqaudio.evaluate.splits import load, load_split
 
-    loaded, _ = load(args.model)
-    sr, hop = loaded.sample_rate, loaded.hop_length
     opts = RealOptions(convert_per_speaker=args.convert_per_speaker, id_per_speaker=args.id_per_speaker)
-    scored, rest = read_real_set(args.real_dir, opts, sr, hop)
-    train = load_split(loaded, args.data_dir, "train", per_speaker=opts.train_per_speaker)
-    wavs, ids = [train.wavs[u] for u in train.utterances], [train.data.utt2spk[u] for u in train.utterances]
-    pieces, piece_ids = duration_matched(wavs, ids, [len(r.wav) for r in rest], opts.id_per_speaker)
-    real_wavs, real_ids = [r.wav for r in rest], [r.speaker for r in rest]
-    judges = {"duration-matched": SpeakerClassifier(sr).fit(pieces + real_wavs, piece_ids + real_ids),
-              "whole utterances": SpeakerClassifier(sr).fit(wavs + real_wavs, ids + real_ids)}
+    try:  # a missing folder, split or model file: one line, as the CLI says it
+        loaded, _ = load(args.model)
+        sr, hop = loaded.sample_rate, loaded.hop_length
+        scored, rest = read_real_set(args.real_dir, opts, sr, hop)
+        train = load_split(loaded, args.data_dir, "train", per_speaker=opts.train_per_speaker)
+    except VQAudioError as err:
+        raise SystemExit(f"error: {err}") from None
+    ids = [train.data.utt2spk[u] for u in train.utterances]
+    fitted = fit_judges(sr, [train.wavs[u] for u in train.utterances], ids, rest)
+    judges = {"duration-matched": fitted.matched, "whole utterances": fitted.whole}
 
     voices = {v.id: v for v in select_speakers(len(loaded.speakers) + 1)}
     own, own_ids = [], []

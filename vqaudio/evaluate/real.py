@@ -42,6 +42,7 @@ from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
+from vqaudio.evaluate.speaker_id import SpeakerClassifier
 from vqaudio.evaluate.splits import (
     check_decoding,
     choose_targets,
@@ -136,21 +137,47 @@ def duration_matched(wavs: list[np.ndarray], speakers: list[str], lengths: list[
         raise ValueError("duration_matched needs positive lengths")
     pieces, owners, k = [], [], 0
     for wav, spk in zip(wavs, speakers, strict=True):
-        at = 0
-        if 0 < len(wav) < lengths[k % len(lengths)]:  # real recordings longer than the voice's utterances
-            pieces.append(wav)
-            owners.append(spk)
-            k += 1
-            continue
-        while at + lengths[k % len(lengths)] <= len(wav):
-            n = lengths[k % len(lengths)]
+        at, n = 0, lengths[k % len(lengths)]
+        if 0 < len(wav) < n:  # real recordings longer than the voice's utterances: the utterance whole
+            n = len(wav)
+        while at + n <= len(wav):
             pieces.append(wav[at:at + n])
             owners.append(spk)
             at, k = at + n, k + 1
+            n = lengths[k % len(lengths)]
     keep = set()
     for spk in dict.fromkeys(owners):
         keep.update(pick([i for i, o in enumerate(owners) if o == spk], per_speaker))
     return [p for i, p in enumerate(pieces) if i in keep], [o for i, o in enumerate(owners) if i in keep]
+
+
+@dataclass
+class Judges:
+    """`evaluate-real`'s two speaker-IDs, trained on the model voices' utterances and the real speakers' unscored
+    recordings: `matched` on the voices' utterances cut to the real recordings' lengths (`duration_matched`, as many
+    pieces per voice as the real speakers have recordings), `whole` on them uncut (the earlier judge)."""
+
+    matched: SpeakerClassifier
+    whole: SpeakerClassifier
+    lengths: list[int]  # the real recordings' lengths (samples), which the pieces follow
+    per_voice: int
+    pieces: int  # pieces that trained `matched`
+
+    def cut(self, wavs: list[np.ndarray], speakers: list[str]) -> tuple[list[np.ndarray], list[str]]:
+        """Other speech of the voices cut as the training pieces were (`duration_matched`)."""
+        return duration_matched(wavs, speakers, self.lengths, self.per_voice)
+
+
+def fit_judges(sample_rate: int, voice_wavs: list[np.ndarray], voice_ids: list[str],
+               rest: list[RealUtterance]) -> Judges:
+    """The two speaker-IDs (`Judges`) from the voices' utterances and the real recordings kept for the speaker-ID."""
+    lengths = [len(r.wav) for r in rest]
+    per_voice = max(Counter(r.speaker for r in rest).values())  # as many as a real speaker has (id_per_speaker)
+    pieces, piece_ids = duration_matched(voice_wavs, voice_ids, lengths, per_voice)
+    real_wavs, real_ids = [r.wav for r in rest], [r.speaker for r in rest]
+    return Judges(SpeakerClassifier(sample_rate).fit(pieces + real_wavs, piece_ids + real_ids),
+                  SpeakerClassifier(sample_rate).fit(voice_wavs + real_wavs, voice_ids + real_ids),
+                  lengths, per_voice, len(pieces))
 
 
 def _judge_figures(clf, convs: list[np.ndarray], pairs: list, scored: list[RealUtterance],
@@ -226,7 +253,6 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
                         opts: RealOptions | None = None) -> dict[str, Any]:
     """Speaker and content figures of a model on a folder of real recordings; writes OUT_DIR/real.json, real.md."""
     from vqaudio.evaluate.recognize import WordRecognizer, word_accuracy
-    from vqaudio.evaluate.speaker_id import SpeakerClassifier
 
     opts = opts or RealOptions()
     check_decoding(opts.f0, opts.gv_strength)
@@ -238,18 +264,14 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     scored, rest = read_real_set(real_dir, opts, sr, hop)
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)
     voices = [s for s in loaded.speakers if s in {train.data.utt2spk[u] for u in train.utterances}]
-    voice_wavs, voice_ids = [train.wavs[u] for u in train.utterances], [train.data.utt2spk[u] for u in train.utterances]
-    lengths = [len(r.wav) for r in rest]
-    per_voice = max(Counter(r.speaker for r in rest).values())  # as many as a real speaker has (id_per_speaker)
-    pieces, piece_ids = duration_matched(voice_wavs, voice_ids, lengths, per_voice)
-    clf = SpeakerClassifier(sr).fit(pieces + [r.wav for r in rest], piece_ids + [r.speaker for r in rest])
-    whole = SpeakerClassifier(sr).fit(voice_wavs + [r.wav for r in rest], voice_ids + [r.speaker for r in rest])
+    judges = fit_judges(sr, [train.wavs[u] for u in train.utterances],
+                        [train.data.utt2spk[u] for u in train.utterances], rest)
+    clf, whole = judges.matched, judges.whole
     held_out = None
     if (Path(data_dir) / "test" / "wav.scp").exists():  # held-out speech of the voices, for the controls
         test = load_split(loaded, data_dir, "test", per_speaker=opts.train_per_speaker)
         mine = [u for u in test.utterances if test.data.utt2spk[u] in voices]
-        held_out = duration_matched([test.wavs[u] for u in mine], [test.data.utt2spk[u] for u in mine], lengths,
-                                    per_voice)
+        held_out = judges.cut([test.wavs[u] for u in mine], [test.data.utt2spk[u] for u in mine])
     codes = {r.utt: encode_wav(loaded, r.wav) for r in scored}
     pairs = [(r, t) for r in scored for t in targets]
     convs = decode_codes(loaded, [codes[r.utt] for r, _ in pairs], [t for _, t in pairs], seed=opts.seed + 1,
@@ -282,7 +304,7 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
         "speaker_id_utterances": len(rest), "targets": targets, "conversions": len(pairs),
         "nearest_voice": nearest, "decoding": decoding_summary(loaded, opts.f0),
         "speaker_id": {
-            "classes": clf.speakers, "judge": "duration-matched", "voice_pieces": len(pieces),
+            "classes": clf.speakers, "judge": "duration-matched", "voice_pieces": judges.pieces,
             **_judge_figures(clf, convs, pairs, scored, copies, held_out, voices),
             "whole_utterance": _judge_figures(whole, convs, pairs, scored, copies, held_out, voices),
         },
