@@ -105,10 +105,12 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(app, ["evaluate-real", str(real), str(data), "--model", str(tmp_path / "exp" / "model.pt"),
                                  "--out", str(out), "--convert-per-speaker", "2", "--id-per-speaker", "3",
-                                 "--n-targets", "2", "--f0", "normalized", "--gv-strength", "1"])
+                                 "--n-targets", "2", "--f0", "normalized", "--gv-strength", "1",
+                                 "--gv-scale", "utterance"])
     assert result.exit_code == 0, result.output
     figures = json.loads((out / "real.json").read_text())
-    assert figures["decoding"] == {"f0_mode": "normalized", "gv_strength": 1.0}  # the options reach the decoder
+    assert figures["decoding"] == {"f0_mode": "normalized", "gv_strength": 1.0,  # the options reach the decoder
+                                   "gv_scale": "utterance"}
     assert figures["conversions"] == 2 * 2 * 2 and figures["real_speakers"] == ["george", "jackson"]
     assert set(figures["speaker_id"]["classes"]) == {"george", "jackson", "p225", "p226"}
     for name in ("conversion_as_target", "conversion_as_source", "real_source_accuracy"):

@@ -49,6 +49,69 @@ def test_postfilter_adds_the_bias_and_skips_unknown_statistics() -> None:
     np.testing.assert_array_equal(postfilter(f, S, np.stack([np.full(e, 0.09), bias]), 1.0), f)
 
 
+def test_postfilter_with_the_decoded_gv_scales_every_utterance_alike() -> None:
+    """With the voice's decoded GV the factor is (GV / decoded GV) ** (strength / 2) whatever the utterance's own
+    spread: a narrow utterance (a spoken digit) is stretched as far as a wide one, not further."""
+    wide = features(seed=3)
+    e, voiced = S.lf0_index, wide[:, S.vuv_index] >= 0.5
+    mean = wide[voiced, :e].mean(axis=0)
+    narrow = wide.copy()
+    narrow[voiced, :e] = mean + 0.5 * (wide[voiced, :e] - mean)  # a quarter of the variance
+    decoded_gv = wide[voiced, :e].astype(np.float64).var(axis=0)
+    envelope = np.stack([4.0 * decoded_gv, np.zeros(e)])
+    for f in (wide, narrow):
+        var = f[voiced, :e].astype(np.float64).var(axis=0)
+        out = postfilter(f, S, envelope, 0.5, decoded_gv)
+        np.testing.assert_allclose(out[voiced, :e].astype(np.float64).var(axis=0)[1:], 2.0 * var[1:], rtol=1e-4)
+        np.testing.assert_array_equal(out[voiced, 0], f[voiced, 0])
+    per_utterance = postfilter(narrow, S, envelope, 0.5)  # the utterance's own variance: 4x further for the narrow
+    np.testing.assert_allclose(per_utterance[voiced, 1:e].astype(np.float64).var(axis=0),
+                               4.0 * narrow[voiced, 1:e].astype(np.float64).var(axis=0), rtol=1e-4)
+    unknown = np.full(e, np.nan)  # no record for the voice: the utterance's own, as before
+    np.testing.assert_array_equal(postfilter(narrow, S, envelope, 0.5, unknown), per_utterance)
+
+
+def test_calibration_records_each_voice_and_synthesis_uses_it(tmp_path, monkeypatch) -> None:
+    """`calibrate_postfilter` keeps, per voice, the mean variance of what the decoder makes for it; other voices keep
+    their record; `postfilter_reference` reads it (all NaN under gv_scale "utterance"); synthesis passes it on."""
+    import torch
+
+    import vqaudio.inference.vocode as V
+    from vqaudio.inference.codec import load_codec
+    from vqaudio.models import build_vqvae
+    from vqaudio.models.io import save_model
+    from vqaudio.models.vocoder import envelope_statistics
+
+    cfg = load_config("quick", ["model.vocoder.gv_strength=1.0", "model.vocoder.f0_mode=predicted"])
+    torch.manual_seed(0)
+    model = build_vqvae(cfg.model, 2).eval()
+    with torch.no_grad():
+        model.decoder.speaker_envelope[:, 0] = 1.0
+    save_model(tmp_path / "m.pt", model, cfg, ["a", "b"])
+    loaded = load_codec(tmp_path / "m.pt", "cpu")
+    rng = np.random.default_rng(0)
+    codes = [rng.integers(0, 32, n) for n in (40, 60, 50)]
+    assert np.isnan(V.postfilter_reference(loaded)).all()  # nothing recorded yet
+    monkeypatch.setattr(V, "decode_features", lambda _, c, s: [features(len(x) * 8, seed=len(x)) for x in c])
+    assert V.calibrate_postfilter(loaded, codes[:2], [1, 1]) == {"b": 2}
+    made = [features(len(x) * 8, seed=len(x)) for x in codes[:2]]
+    expected = np.mean([envelope_statistics(f, S)[1] for f in made], axis=0)
+    ref = V.postfilter_reference(loaded)
+    assert np.isnan(ref[0]).all()
+    np.testing.assert_allclose(ref[1], expected)
+    V.calibrate_postfilter(loaded, codes[2:], [0])
+    assert loaded.extra["postfilter"]["utterances"] == {"b": 2, "a": 1}
+    np.testing.assert_allclose(V.postfilter_reference(loaded)[1], expected)  # b kept
+    seen = []
+    monkeypatch.setattr(V, "postfilter", lambda f, s, env, strength, ref: seen.append(ref) or f)
+    monkeypatch.setattr(V, "synthesis_job", lambda job: np.zeros(job[2], np.float32))
+    V.synthesize_codes(loaded, codes[:2], [1, 0])
+    np.testing.assert_allclose(seen[0], expected)
+    np.testing.assert_allclose(seen[1], V.postfilter_reference(loaded)[0])
+    loaded.config.vocoder.gv_scale = "utterance"
+    assert np.isnan(V.postfilter_reference(loaded)).all()
+
+
 def test_normalized_f0_takes_the_target_statistics_and_keeps_the_contour() -> None:
     f = features(seed=2)
     voiced = f[:, S.vuv_index] >= 0.5

@@ -131,9 +131,40 @@ def test_checkpoints_rotate_and_model_is_exported(tmp_path, data):
     assert loaded.extra["step"] == 7 and loaded.config == cfg.model
     state = ckpt.load_checkpoint(result.checkpoint)["model"]
     assert all(torch.equal(state[k], v) for k, v in loaded.model.state_dict().items())
+    reference = loaded.extra["postfilter"]  # recorded when the run ended: each voice's decoded GV
+    assert set(reference["decoded_gv"]) == {"p225", "p226"} and min(reference["utterances"].values()) >= 1
+    assert all(np.isfinite(v).all() and min(v) > 0 for v in reference["decoded_gv"].values())
     again = train_vqvae(data, tmp_path / "exp", cfg, show_progress=False)  # finished: nothing more to do
     assert again.step == 7 and len(records(tmp_path / "exp")) == 7 and len(records(tmp_path / "exp", "valid")) == 1
     assert again.train == result.train and again.valid == result.valid  # read back from the log
+
+
+def test_an_interrupted_run_records_no_postfilter_reference_and_calibrate_adds_it(tmp_path, data):
+    """Ctrl-C: the model file is the last checkpoint's export, without the reference (the postfilter then measures
+    each utterance); `vqaudio calibrate` records it afterwards, weights and identity untouched; bad input: one line."""
+    def interrupt(step: int, record: dict) -> None:
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the loop finishes the step, saves and stops
+
+    exp = tmp_path / "exp"
+    result = train_vqvae(data, exp, quick_config("train.max_steps=9", "train.checkpoint_every=3"),
+                         on_step=interrupt, show_progress=False)
+    assert result.stop_reason == "interrupted" and "postfilter" not in load_model(exp / "model.pt").extra
+    before = load_model(exp / "model.pt")
+    runner = CliRunner()
+    done = runner.invoke(app, ["calibrate", str(exp / "model.pt"), str(data), "--per-speaker", "2",
+                               "--gv-strength", "0.25"])
+    assert done.exit_code == 0, done.output
+    assert "postfilter reference of 2 voices from 4 utterances" in done.output
+    after = load_model(exp / "model.pt")
+    assert after.identity == before.identity and after.extra["step"] == before.extra["step"]
+    assert after.extra["postfilter"]["utterances"] == {"p225": 2, "p226": 2}
+    assert after.config.vocoder.gv_strength == 0.25 and before.config.vocoder.gv_strength != 0.25
+    for args, message in (([str(tmp_path / "none.pt"), str(data)], "no such file"),
+                          ([str(exp / "model.pt"), str(tmp_path / "nowhere")], "no such data directory"),
+                          ([str(exp / "model.pt"), str(data), "--gv-strength", "2"], "must be in [0, 1]")):
+        bad = runner.invoke(app, ["calibrate", *args])
+        assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1 and message in bad.output
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, data, monkeypatch):

@@ -57,6 +57,9 @@ def evaluate(
                                   "'mapped' (default: the model's)."),
     gv_strength: float | None = typer.Option(None, "--gv-strength", help="Vocoder kind: postfilter strength "
                                              "0..1 (default: the model's vocoder.gv_strength)."),
+    gv_scale: str | None = typer.Option(None, "--gv-scale", help="Vocoder kind: postfilter scale from the "
+                                        "'speaker' reference the model file records or the 'utterance' (default: "
+                                        "the model's vocoder.gv_scale)."),
 ) -> None:
     """Codec quality, voice conversion, phoneme probe and ABX: results.json, results.md and plots."""
     from vqaudio.evaluate.report import print_tables
@@ -67,7 +70,7 @@ def evaluate(
         max_utts=max_utts, targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
         train_per_speaker=train_per_speaker, abx_utts=abx_utts, abx_triplets=abx_triplets, temperature=temperature,
         seed=seed, prior=str(prior) if prior else None, baselines=baselines, plots=plots, f0=f0,
-        gv_strength=gv_strength,
+        gv_strength=gv_strength, gv_scale=gv_scale,
     )
     out_dir = out if out is not None else (model.parent / "eval" if model is not None else Path("eval"))
     results = run_evaluate(data_dir, model, out_dir, opts)
@@ -110,6 +113,9 @@ def evaluate_real(
                                   "'predicted', 'normalized' or 'mapped' (default: the model's)."),
     gv_strength: float | None = typer.Option(None, "--gv-strength", help="Vocoder kind: postfilter strength "
                                              "0..1 (default: the model's vocoder.gv_strength)."),
+    gv_scale: str | None = typer.Option(None, "--gv-scale", help="Vocoder kind: postfilter scale from the "
+                                        "'speaker' reference the model file records or the 'utterance' (default: "
+                                        "the model's vocoder.gv_scale)."),
 ) -> None:
     """Real recordings in: conversions scored by speaker-ID, content by PocketSphinx word accuracy and the probe."""
     from vqaudio.evaluate.real import RealOptions, real_tables, run_real_evaluation
@@ -117,7 +123,7 @@ def evaluate_real(
 
     opts = RealOptions(convert_per_speaker=convert_per_speaker, id_per_speaker=id_per_speaker,
                        targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
-                       seed=seed, f0=f0, gv_strength=gv_strength)
+                       seed=seed, f0=f0, gv_strength=gv_strength, gv_scale=gv_scale)
     results = run_real_evaluation(real_dir, data_dir, model, out, opts)
     print_tables(real_tables(results))
     typer.echo(f"wrote {out}/real.json and real.md")

@@ -1,4 +1,5 @@
-"""`vqaudio train` (the VQ-VAE) and `vqaudio export` (a model file in fp16): thin calls into vqaudio.training.vqvae."""
+"""`vqaudio train` (the VQ-VAE), `vqaudio calibrate` (the postfilter's reference) and `vqaudio export` (a model file
+in fp16): thin calls into vqaudio.training.vqvae and vqaudio.models.io."""
 
 from __future__ import annotations
 
@@ -40,6 +41,30 @@ def train_command(
                   highlight=False, soft_wrap=True)
     if result.stop_reason == "interrupted":
         fail(f"interrupted at step {result.step}; checkpoint written, re-run the same command to resume", 130)
+
+
+@command(app, "calibrate")
+def calibrate_command(
+    model: Path = typer.Argument(..., help="A vocoder-kind model file; rewritten in place (weights untouched)."),
+    data_dir: Path = typer.Argument(..., help="Its training data: a folder with train/ or a data dir (wav.scp, "
+                                    "utt2spk)."),
+    per_speaker: int = typer.Option(16, "--per-speaker", min=1, help="Utterances decoded per voice."),
+    gv_strength: float | None = typer.Option(None, "--gv-strength", help="Also set the model's postfilter strength "
+                                             "0..1 (vocoder.gv_strength; default: keep it)."),
+) -> None:
+    """Record the postfilter's reference in a model file: the decoder's own envelope variance for each voice.
+
+    Training does this when it ends; this is for model files written before it did (or a run stopped early).
+    """
+    from vqaudio.data.dataset import resolve_data_dir
+    from vqaudio.progress import console
+    from vqaudio.training.vqvae import calibrate_model_file
+
+    used = calibrate_model_file(model, resolve_data_dir(data_dir).train, per_speaker, gv_strength)
+    if not used:
+        fail(f"{data_dir}: no utterance of the model's voices decoded with enough voiced frames to measure")
+    console.print(f"{model}: postfilter reference of {len(used)} voices from {sum(used.values())} utterances",
+                  highlight=False)
 
 
 @command(app, "export")

@@ -19,8 +19,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from vqaudio.errors import DataError
 from vqaudio.fileio import atomic_write_text
+
+
+def pick(items: list[str], limit: int | None) -> list[str]:
+    """At most `limit` of `items`, evenly spaced (all of them when limit is None or 0)."""
+    if not limit or len(items) <= limit:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
 
 
 def read_table(path: str | os.PathLike, required: bool = True) -> dict[str, str]:

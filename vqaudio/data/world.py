@@ -41,6 +41,9 @@ F0_METHODS = ("harvest", "dio")
 # F0 of decoded speech (vqaudio.inference.vocode): the decoder's as it is, the decoder's moved to the speaker's
 # statistics, or (conversion) the source's mapped to them
 F0_MODES = ("predicted", "normalized", "mapped")
+# Where the postfilter's scale comes from (vqaudio.inference.vocode.postfilter): the decoder's own envelope variance
+# for the speaker, recorded in the model file after training, or the decoded utterance's
+GV_SCALES = ("speaker", "utterance")
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class RealOptions:
     seed: int = 0
     f0: str | None = None  # vocoder kind: F0 of reconstructions and conversions (None: the model's f0_mode)
     gv_strength: float | None = None  # vocoder kind: postfilter strength 0..1 (None: the model's gv_strength)
+    gv_scale: str | None = None  # vocoder kind: postfilter scale, "speaker" or "utterance" (None: the model's)
 
 
 @dataclass
@@ -255,10 +256,10 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     from vqaudio.evaluate.recognize import WordRecognizer, word_accuracy
 
     opts = opts or RealOptions()
-    check_decoding(opts.f0, opts.gv_strength)
+    check_decoding(opts.f0, opts.gv_strength, opts.gv_scale)
     check_real_dir(real_dir)  # before the model is loaded: the folder is the likelier mistake
     loaded, model_path = load(model_path)
-    set_decoding(loaded, opts.gv_strength)
+    set_decoding(loaded, opts.gv_strength, opts.gv_scale)
     sr, hop, rate = loaded.sample_rate, loaded.hop_length, loaded.sample_rate / loaded.hop_length
     targets = choose_targets(loaded, DataDir.load(Path(data_dir) / "train").speakers, opts.targets, opts.n_targets)
     scored, rest = read_real_set(real_dir, opts, sr, hop)
@@ -361,6 +362,6 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
                          f"force-aligned; nearest voices: "
                          + ", ".join(f"{k} -> {v}" for k, v in results["nearest_voice"].items()))
     if results.get("decoding"):
-        content.notes.append("vocoder decoding: F0 {f0_mode}, postfilter strength {gv_strength}"
-                             .format(**results["decoding"]))
+        content.notes.append("vocoder decoding: F0 {f0_mode}, postfilter strength {gv_strength} ({gv_scale} scale)"
+                             .format(**{"gv_scale": "utterance", **results["decoding"]}))
     return [speaker, content]

@@ -74,6 +74,7 @@ class EvaluateOptions:
     plots: int = 2  # utterances with spectrograms and audio samples written
     f0: str | None = None  # vocoder kind: F0 of conversions, a data.world.F0_MODES name (None: the model's f0_mode)
     gv_strength: float | None = None  # vocoder kind: postfilter strength 0..1 (None: the model's gv_strength)
+    gv_scale: str | None = None  # vocoder kind: postfilter scale, "speaker" or "utterance" (None: the model's)
 
 
 def signal_scores(refs: list[np.ndarray], outs: list[np.ndarray], sample_rate: int) -> dict[str, float]:
@@ -167,11 +168,11 @@ def run_evaluate(data_dir: str | os.PathLike, model_path: str | os.PathLike | No
     from vqaudio.evaluate.tables import evaluation_tables
 
     opts = opts or EvaluateOptions()
-    check_decoding(opts.f0, opts.gv_strength)
+    check_decoding(opts.f0, opts.gv_strength, opts.gv_scale)
     for s in ("train", "test"):
         split_dir(data_dir, s)
     loaded, model_path = load(model_path)
-    set_decoding(loaded, opts.gv_strength)
+    set_decoding(loaded, opts.gv_strength, opts.gv_scale)
     rate, k = loaded.sample_rate / loaded.hop_length, int(loaded.config.vq.codebook_size)
     targets = choose_targets(loaded, DataDir.load(split_dir(data_dir, "train")).speakers, opts.targets, opts.n_targets)
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)

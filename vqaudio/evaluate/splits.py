@@ -17,18 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vqaudio.data.kaldi import DataDir
+from vqaudio.data.kaldi import DataDir, pick
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.models.io import LoadedModel
 from vqaudio.progress import progress
-
-
-def pick(items: list[str], limit: int | None) -> list[str]:
-    """At most `limit` of `items`, evenly spaced (all of them when limit is None or 0)."""
-    if not limit or len(items) <= limit:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
 
 
 @dataclass
@@ -123,28 +116,40 @@ def load(model_path: str | os.PathLike | None) -> tuple[LoadedModel, Path]:
     return load_codec(path), path
 
 
-def check_decoding(f0: str | None, gv_strength: float | None) -> None:
-    """Refuse a bad --f0 / --gv-strength with one line, before a minute of encoding rather than after."""
-    from vqaudio.data.world import F0_MODES
+def check_decoding(f0: str | None, gv_strength: float | None, gv_scale: str | None = None) -> None:
+    """Refuse a bad --f0 / --gv-strength / --gv-scale with one line, before a minute of encoding rather than after."""
+    from vqaudio.data.world import F0_MODES, GV_SCALES
 
     if f0 is not None and f0 not in F0_MODES:
         raise DataError(f"--f0 must be one of {', '.join(F0_MODES)}, got {f0!r}")
     if gv_strength is not None and not 0.0 <= gv_strength <= 1.0:
         raise DataError(f"--gv-strength must be in [0, 1], got {gv_strength}")
+    if gv_scale is not None and gv_scale not in GV_SCALES:
+        raise DataError(f"--gv-scale must be one of {', '.join(GV_SCALES)}, got {gv_scale!r}")
 
 
-def set_decoding(loaded: LoadedModel, gv_strength: float | None) -> None:
-    """The vocoder kind's postfilter strength set to `gv_strength` (None: the model's own; other kinds: no-op)."""
-    if loaded.model.kind == "vocoder" and gv_strength is not None:
+def set_decoding(loaded: LoadedModel, gv_strength: float | None, gv_scale: str | None = None) -> None:
+    """The vocoder kind's postfilter strength and scale set to `gv_strength`, `gv_scale` (None: the model's own;
+    other kinds: no-op)."""
+    if loaded.model.kind != "vocoder":
+        return
+    if gv_strength is not None:
         loaded.config.vocoder.gv_strength = gv_strength
+    if gv_scale is not None:
+        loaded.config.vocoder.gv_scale = gv_scale
 
 
 def decoding_summary(loaded: LoadedModel, f0: str | None = None) -> dict[str, Any]:
-    """How the vocoder kind decodes, for the results: F0 mode (`f0`, else the model's) and postfilter strength;
-    {} for other kinds."""
+    """How the vocoder kind decodes, for the results: F0 mode (`f0`, else the model's), postfilter strength and the
+    scale it takes effect with ("speaker" only where the model file records the voices' reference); {} for other
+    kinds."""
+    from vqaudio.inference.vocode import postfilter_reference
+
     if loaded.model.kind != "vocoder":
         return {}
-    return {"f0_mode": f0 or loaded.config.vocoder.f0_mode, "gv_strength": loaded.config.vocoder.gv_strength}
+    scale = "speaker" if np.isfinite(postfilter_reference(loaded)).all(axis=1).any() else "utterance"
+    return {"f0_mode": f0 or loaded.config.vocoder.f0_mode, "gv_strength": loaded.config.vocoder.gv_strength,
+            "gv_scale": scale}
 
 
 def model_summary(loaded: LoadedModel, path: str | os.PathLike) -> dict[str, Any]:

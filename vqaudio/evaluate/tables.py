@@ -43,8 +43,9 @@ def _vc_table(vc: dict) -> Table:
     t.notes = [f"speaker id: logistic regression on MFCC+delta statistics, trained on {sid['train_utterances']} "
                f"real train utterances of {len(sid['classes'])} speakers", "MCD in dB after DTW"]
     if vc.get("decoding"):
-        t.notes.append(f"vocoder decoding: F0 {vc['decoding']['f0_mode']}, postfilter strength "
-                       f"{vc['decoding']['gv_strength']:g}")
+        d = vc["decoding"]
+        t.notes.append(f"vocoder decoding: F0 {d['f0_mode']}, postfilter strength {d['gv_strength']:g} "
+                       f"({d.get('gv_scale', 'utterance')} scale)")
     return t
 
 

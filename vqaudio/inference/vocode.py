@@ -4,11 +4,16 @@
 one padded batch (at most `max_frames` frames at a time), then each is rendered by WORLD synthesis.
 
 Postfilter (`vocoder.gv_strength`, 0 = no variance change): the decoder, trained with an L1 loss, predicts envelopes
-smoother than speech (the over-smoothing of statistical parametric synthesis); each coefficient's variance over the
-utterance's voiced frames is moved toward the speaker's global variance (Toda & Tokuda 2007), by the factor
-(GV_speaker / var_utterance) ** (strength / 2) around the utterance's mean, the energy coefficient left alone, and the
-speaker's output bias (enrolled voices; zero for the training speakers) added at any strength. Chosen by measurement
-(egs/vctk/RESULTS.md, "Postfilter and F0").
+smoother than speech (the over-smoothing of statistical parametric synthesis); each coefficient's spread around the
+utterance's mean over its voiced frames is stretched toward the speaker's global variance (Toda & Tokuda 2007) by the
+factor (GV_speaker / var) ** (strength / 2), the energy coefficient left alone, and the speaker's output bias
+(enrolled voices; zero for the training speakers) added at any strength. `var` (`vocoder.gv_scale`):
+- "speaker": the decoder's own variance for the speaker (the mean over its training utterances' reconstructions,
+  recorded in the model file after training and by enrolment: `calibrate_postfilter`), so the factor is the
+  decoder's over-smoothing of that voice, the same for every utterance; without the record, as "utterance";
+- "utterance": the decoded utterance's own variance. A short utterance's envelope varies less than the sentences
+  GV is measured on, so this stretches a spoken digit about twice as far as a sentence (egs/vctk/RESULTS.md).
+Chosen by measurement (egs/vctk/RESULTS.md, "Postfilter and F0", "The postfilter's scale from the voice").
 
 F0 (`f0_mode`; in conversion and in decoding codes alike):
 - "predicted": the decoder's own log-F0 and voicing, conditioned on the target speaker;
@@ -64,14 +69,17 @@ def decode_features(loaded: LoadedModel, codes: list[np.ndarray], speakers: list
     return out  # type: ignore[return-value]
 
 
-def postfilter(feats: np.ndarray, settings: WorldSettings, envelope: np.ndarray, strength: float) -> np.ndarray:
+def postfilter(feats: np.ndarray, settings: WorldSettings, envelope: np.ndarray, strength: float,
+               decoded_gv: np.ndarray | None = None) -> np.ndarray:
     """Features [M, F] with the voiced frames' envelope coefficients moved toward the speaker's global variance and
     shifted by its bias (`envelope` [2, E]: GV, bias; see `VocoderDecoder.speaker_envelope`).
 
-    Unchanged when the speaker's statistics are unknown (NaN). The variance is moved only when the utterance has
-    enough voiced frames to measure it (`envelope_statistics`); the bias is added to every voiced frame, so strength
-    0 applies the bias alone (zero for the training speakers). Only voiced frames: the statistics are theirs, and
-    silence and unvoiced consonants have envelopes of their own."""
+    The spread is scaled by (GV / var) ** (strength / 2), `var` the decoder's own variance for the speaker
+    (`decoded_gv` [E], see `calibrate_postfilter`) when given and known, else the utterance's. Unchanged when the
+    speaker's statistics are unknown (NaN). The variance is moved only when the utterance has enough voiced frames
+    for its mean (`envelope_statistics`); the bias is added to every voiced frame, so strength 0 applies the bias
+    alone (zero for the training speakers). Only voiced frames: the statistics are theirs, and silence and unvoiced
+    consonants have envelopes of their own."""
     gv, bias = np.asarray(envelope[0], np.float64), np.asarray(envelope[1], np.float64)
     if not np.isfinite(gv).all() or not np.isfinite(bias).all():
         return feats
@@ -80,6 +88,8 @@ def postfilter(feats: np.ndarray, settings: WorldSettings, envelope: np.ndarray,
     stats = envelope_statistics(feats, settings, voiced)
     if stats is not None and strength > 0:
         mean, var = stats
+        if decoded_gv is not None and np.isfinite(decoded_gv).all():
+            var = np.asarray(decoded_gv, np.float64)
         scale = np.ones_like(mean)
         scale[1:] = (gv[1:] / np.maximum(var[1:], 1e-8)) ** (strength / 2)  # [0] is the frame energy: left alone
         x = mean + (x - mean) * scale
@@ -145,7 +155,7 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
     if f0_mode not in F0_MODES:
         raise VQAudioError(f"f0 mode must be one of {', '.join(F0_MODES)}, got {f0_mode!r}")
     feats = decode_features(loaded, codes, speakers)
-    strength = loaded.config.vocoder.gv_strength
+    strength, decoded_gv = loaded.config.vocoder.gv_strength, postfilter_reference(loaded)
     envelopes, lf0 = decoder.speaker_envelope.detach().cpu().numpy(), decoder.speaker_lf0.detach().cpu().tolist()
     jobs = []
     for i, f in enumerate(feats):
@@ -153,7 +163,8 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
             f = normalize_f0(f, settings, tuple(lf0[speakers[i]]))
         elif f0_mode == "mapped" and sources is not None:
             f = map_f0(f, sources[i], settings, tuple(lf0[speakers[i]]))
-        f = postfilter(f, settings, envelopes[speakers[i]], strength)  # on the final voicing (mapped: the source's)
+        # on the final voicing (mapped: the source's)
+        f = postfilter(f, settings, envelopes[speakers[i]], strength, decoded_gv[speakers[i]])
         jobs.append((f, settings, len(codes[i]) * loaded.hop_length))
     if workers != 1:
         outs = pool_map(synthesis_job, jobs, "WORLD synthesis", workers, show_progress=False)
@@ -166,3 +177,42 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
         if on_progress is not None:
             on_progress(i + 1, len(jobs))
     return outs
+
+
+POSTFILTER_KEY = "postfilter"  # LoadedModel.extra: {"decoded_gv": {speaker: [E]}, "utterances": {speaker: n}}
+
+
+def calibrate_postfilter(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int]) -> dict[str, int]:
+    """Record in `loaded.extra` each speaker's decoded GV: the variance of the envelope coefficients over the voiced
+    frames the decoder makes from `codes` (int [N_i] each, e.g. the speaker's training utterances) in voice
+    `speakers[i]`, averaged over that speaker's utterances; the postfilter's reference under `gv_scale: speaker`.
+    Speakers not in `speakers` keep what was recorded. Returns the utterances used per speaker (those with fewer
+    than MIN_VOICED voiced frames do not count)."""
+    settings = loaded.model.decoder.settings
+    sums: dict[int, list[np.ndarray]] = {}
+    for s, f in zip(speakers, decode_features(loaded, codes, speakers), strict=True):
+        stats = envelope_statistics(f, settings)
+        if stats is not None:
+            sums.setdefault(s, []).append(stats[1])
+    record = dict(loaded.extra.get(POSTFILTER_KEY) or {})
+    gv, count = dict(record.get("decoded_gv") or {}), dict(record.get("utterances") or {})
+    for s, vs in sums.items():
+        name = loaded.speakers[s]
+        gv[name], count[name] = [float(v) for v in np.mean(vs, axis=0)], len(vs)
+    loaded.extra[POSTFILTER_KEY] = {"decoded_gv": gv, "utterances": count}
+    return {loaded.speakers[s]: len(vs) for s, vs in sums.items()}
+
+
+def postfilter_reference(loaded: LoadedModel) -> np.ndarray:
+    """The decoded GV [S, E] per speaker in the model's order (`calibrate_postfilter`); NaN rows for speakers with
+    none recorded, and all NaN (the utterance's own variance throughout) under `gv_scale: utterance`."""
+    e = loaded.model.decoder.settings.lf0_index
+    out = np.full((len(loaded.speakers), e), np.nan)
+    if loaded.config.vocoder.gv_scale != "speaker":
+        return out
+    recorded = (loaded.extra.get(POSTFILTER_KEY) or {}).get("decoded_gv") or {}
+    for i, name in enumerate(loaded.speakers):
+        row = recorded.get(name)
+        if row is not None and len(row) == e:
+            out[i] = row
+    return out

@@ -9,7 +9,7 @@ training, evaluate or cli.
 from __future__ import annotations
 
 from vqaudio.config import ModelConfig, WaveNetConfig, hop_length
-from vqaudio.data.world import F0_MODES, WorldSettings
+from vqaudio.data.world import F0_MODES, GV_SCALES, WorldSettings
 from vqaudio.errors import ConfigError
 from vqaudio.models.adversary import SpeakerAdversary
 from vqaudio.models.encoder import Encoder
@@ -43,6 +43,9 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
                               f"got {cfg.vocoder.f0_mode!r}")
         if not 0.0 <= cfg.vocoder.gv_strength <= 1.0:
             raise ConfigError(f"model.vocoder.gv_strength must be in [0, 1], got {cfg.vocoder.gv_strength}")
+        if cfg.vocoder.gv_scale not in GV_SCALES:
+            raise ConfigError(f"model.vocoder.gv_scale must be one of {', '.join(GV_SCALES)}, "
+                              f"got {cfg.vocoder.gv_scale!r}")
         if hop % settings.frame_samples:
             raise ConfigError(f"vocoder frame_samples ({settings.frame_samples}) must divide the encoder hop ({hop})")
         wavenet = WaveNet(cfg.decoder, local_dim=cfg.vq.dim, n_speakers=n_speakers,

@@ -189,6 +189,18 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     )
 
 
+def update_model_file(path: str | os.PathLike, extra: dict[str, Any], config: ModelConfig | None = None) -> None:
+    """Rewrite model file `path` atomically with `extra` as its extra record (and `config` as its config, when
+    given: for settings only decoding reads); the stored weights, and so the model's identity, are untouched (fp16
+    stays fp16)."""
+    data = load_model_file(path, "model")
+    payload = {k: v for k, v in data.items() if k not in ("format", "version")}
+    payload["extra"] = dict(extra)
+    if config is not None:
+        payload["config"] = to_dict(config)
+    save_model_file(path, "model", payload)
+
+
 def export_model(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> str:
     """Rewrite model file `src` as `dst` (fp16 weights if `half`); returns the new file's identity."""
     loaded = load_model(src)

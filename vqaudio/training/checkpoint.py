@@ -114,7 +114,7 @@ def _python_state() -> list:
 RESUMABLE_KEYS = ("max_steps", "max_minutes", "threads", "log_every", "valid_every", "valid_batches",
                   "checkpoint_every", "keep_checkpoints")
 # Model keys that only decoding reads (vqaudio.inference.vocode): training is the same whatever they say.
-DECODING_KEYS = ("model.vocoder.f0_mode", "model.vocoder.gv_strength")
+DECODING_KEYS = ("model.vocoder.f0_mode", "model.vocoder.gv_strength", "model.vocoder.gv_scale")
 
 
 def config_differences(old: dict, new: dict, sections: tuple[str, ...], train_section: str) -> list[str]:

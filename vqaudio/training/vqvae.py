@@ -6,7 +6,9 @@
 Files in EXP_DIR: the training loop's `config.yaml`, `log.jsonl`, `checkpoints/`, the exported `model.pt`
 (a `vqaudio-vqvae` file, `vqaudio.models.io`) and `cache/` (the decoded training audio; with `perturb.decoded_from`,
 the model's own copies of it, `vqaudio.training.decoded`). For the vocoder decoder
-kind the WORLD features of the data dir's train and dev splits are analysed first (cached in DATA/<split>/world/).
+kind the WORLD features of the data dir's train and dev splits are analysed first (cached in DATA/<split>/world/),
+and when the run ends (not interrupted) the exported model file records its postfilter's reference, the decoder's
+own envelope variance for each voice (`calibrate_model_file`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from torch import Tensor, nn
 from vqaudio.config import Config, hop_length
 from vqaudio.data import perturb
 from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resolve_data_dir
-from vqaudio.data.kaldi import DataDir
+from vqaudio.data.kaldi import DataDir, pick
 from vqaudio.data.world import WorldSettings
 from vqaudio.errors import ConfigError
-from vqaudio.models.io import save_model
+from vqaudio.inference.vocode import POSTFILTER_KEY
+from vqaudio.models.io import load_model, save_model, update_model_file
 from vqaudio.training.checkpoint import latest_checkpoint
 from vqaudio.training.decoded import decoded_copies, discard_decoded_copies
 from vqaudio.training.loop import TrainResult, init_distributed, train
@@ -115,21 +118,66 @@ def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config:
     with copies the model makes itself (`vqaudio.training.decoded`)."""
     exp_dir = Path(exp_dir)
     task = vqvae_task(data_dir, config, show_progress, cache=exp_dir / "cache")
-    run = dict(force=force, device=device, on_step=on_step, show_progress=show_progress)
+    result = _train_phases(task, config, exp_dir, dict(force=force, device=device, on_step=on_step,
+                                                       show_progress=show_progress))
+    ended = result.stop_reason in ("max_steps", "max_minutes") and result.model_path is not None
+    if ended and task.model.kind == "vocoder" and int(os.environ.get("RANK", "0")) == 0:
+        if POSTFILTER_KEY not in load_model(result.model_path).extra:  # a finished run re-run: recorded already
+            calibrate_model_file(result.model_path, resolve_data_dir(data_dir).train)
+    return result
+
+
+def _train_phases(task: VQVAETask, config: Config, exp_dir: Path, run: dict[str, Any]) -> TrainResult:
+    """`train` in one phase, or two with `perturb.decoded_from` (see `train_vqvae`)."""
     decoded_from = config.perturb.decoded_from
     if decoded_from <= 0:
         return train(task, config, exp_dir, **run)
     if latest_checkpoint(exp_dir) is None:  # a fresh run: copies left in cache/ are another run's
         discard_decoded_copies(exp_dir / "cache")
-    env = init_distributed(device)  # under torchrun: one process group for both phases (joined here, not per call)
+    env = init_distributed(run["device"])  # under torchrun: one group for both phases (joined here, not per call)
     try:
         first = train(task, config, exp_dir, pause_at=decoded_from, **run)
         if first.stop_reason != "paused":  # interrupted, or the whole run was done already
             return first
         task.train_data.perturbation.copies = decoded_copies(
             exp_dir / task.export_name, exp_dir / "cache", task.train_data, config.perturb.copies, config.train.seed,
-            first.step, main=env.main, show_progress=show_progress, device=env.device)
+            first.step, main=env.main, show_progress=run["show_progress"], device=env.device)
         return train(task, config, exp_dir, **run)
     finally:
         if env.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+CALIBRATION_PER_SPEAKER = 16  # training utterances per voice decoded for the postfilter's reference
+
+
+def calibrate_model_file(model_path: str | os.PathLike, train_dir: str | os.PathLike,
+                         per_speaker: int = CALIBRATION_PER_SPEAKER, gv_strength: float | None = None
+                         ) -> dict[str, int]:
+    """Record the postfilter's reference (`vqaudio.inference.vocode.calibrate_postfilter`) in the vocoder-kind model
+    file at `model_path`, from up to `per_speaker` utterances of each of its voices in the data folder `train_dir`
+    (evenly spaced in its order), and set its `vocoder.gv_strength` when `gv_strength` is given; the file is
+    rewritten atomically, its weights and identity untouched. Voices the folder lacks (enrolled ones) keep their
+    record. Returns the utterances used per voice."""
+    from vqaudio.audio import load_audio
+    from vqaudio.inference.codec import encode
+    from vqaudio.inference.vocode import calibrate_postfilter
+
+    loaded = load_model(model_path)
+    if loaded.model.kind != "vocoder":
+        raise ConfigError(f"{model_path}: the postfilter belongs to the vocoder decoder kind, not {loaded.model.kind}")
+    if gv_strength is not None and not 0.0 <= gv_strength <= 1.0:
+        raise ConfigError(f"--gv-strength must be in [0, 1], got {gv_strength}")
+    data, hop = DataDir.load(train_dir), loaded.hop_length
+    spk2utt, codes, speakers = data.spk2utt(), [], []
+    for index, speaker in enumerate(loaded.speakers):
+        for utt in pick(spk2utt.get(speaker, []), per_speaker):
+            wav = load_audio(data.wav_scp[utt], loaded.sample_rate)
+            if len(wav) >= hop:
+                codes.append(encode(loaded, wav[: len(wav) // hop * hop]))
+                speakers.append(index)
+    used = calibrate_postfilter(loaded, codes, speakers)
+    if gv_strength is not None:
+        loaded.config.vocoder.gv_strength = gv_strength
+    update_model_file(model_path, loaded.extra, loaded.config if gv_strength is not None else None)
+    return used
