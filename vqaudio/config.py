@@ -102,7 +102,7 @@ class VocoderConfig:
     gv_strength: float = 0.0  # postfilter: envelope variance moved this far (0..1) toward the speaker's GV
     # (decoding only)
     gv_scale: str = "speaker"  # postfilter: its scale from the decoder's own variance for the speaker, recorded in
-    # the model file after training ("speaker"; the utterance's when none is), or from the utterance's ("utterance")
+    # the model file after training ("speaker"; the utterance's where none is: enrolled voices), or the utterance's
     spectral_weight: float = 1.0  # training: weight of the envelope's L1 (a mean over its spectral_dims) against
     # the three one-number terms (aperiodicity, log-F0, voicing), each weighted 1
     gv_weight: float = 0.0  # training: weight of a global-variance loss (L1 of log-variances of the envelope's

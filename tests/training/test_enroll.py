@@ -66,25 +66,25 @@ def test_frozen_parts_stay_bit_identical(setup, enrolled) -> None:
     assert np.log(250) < after["decoder.speaker_lf0"][-1, 0] < np.log(330)  # the voice's F0 (290 Hz)
     gv, bias = after["decoder.speaker_envelope"][-1]
     assert torch.isfinite(gv).all() and (gv > 0).all()  # the voice's global variance, for the postfilter
-    reference, trained = new.extra["postfilter"], old.extra["postfilter"]  # the trained voices' records kept
-    assert {k: reference["decoded_gv"][k] for k in trained["decoded_gv"]} == trained["decoded_gv"]
+    assert new.extra["postfilter"] == old.extra["postfilter"]  # the trained voices' postfilter references kept
     assert bias[0] == 0 and torch.isfinite(bias).all() and bias.abs().sum() > 0  # energy left alone
 
 
-def test_enrolment_records_the_new_voices_postfilter_reference(setup, monkeypatch) -> None:
-    """The decoder's own variance for the new voice comes from its enrolment codes decoded in its row (this tiny
-    decoder voices too few frames to measure, so the call is what is checked; the measuring is
-    tests/inference/test_vocode.py's)."""
-    import vqaudio.inference.vocode as V
+def test_an_enrolled_voice_is_postfiltered_by_the_utterances_scale(setup, enrolled) -> None:
+    """No postfilter reference is recorded for an enrolled voice (its row is NaN: each utterance's own variance), and
+    a trained voice re-enrolled with `replace` loses its stale one; the other voices keep theirs."""
+    from vqaudio.inference.vocode import postfilter_reference
 
-    calls, measure = [], V.calibrate_postfilter
-    monkeypatch.setattr(V, "calibrate_postfilter", lambda loaded, codes, speakers: calls.append(
-        ([len(c) for c in codes], speakers)) or measure(loaded, codes, speakers))
     loaded = load_model(setup["model"])
+    recorded = dict(loaded.extra["postfilter"]["decoded_gv"])
+    assert recorded, "the trained model records its voices' reference"
+    spk = next(iter(recorded))
+    enroll_voice(loaded, spk, [setup["voice"]], steps=2, replace=True)
     enroll_voice(loaded, "new2", [setup["voice"]], steps=2)
-    row = loaded.speakers.index("new2")
-    assert len(calls) == 1 and calls[0][1] == [row] * 3  # the new row, once per enrolment file
-    assert all(n == 1.5 * SR // loaded.hop_length for n in calls[0][0])  # each file's codes, whole
+    ref = postfilter_reference(loaded)
+    for i, name in enumerate(loaded.speakers):
+        assert np.isnan(ref[i]).all() == (name not in recorded or name == spk), name
+    assert set(loaded.extra["postfilter"]["utterances"]) == set(recorded) - {spk}
 
 
 def test_enrolment_bias_moves_decoded_envelopes_to_the_voice(setup, enrolled) -> None:

@@ -9,8 +9,8 @@ utterance's mean over its voiced frames is stretched toward the speaker's global
 factor (GV_speaker / var) ** (strength / 2), the energy coefficient left alone, and the speaker's output bias
 (enrolled voices; zero for the training speakers) added at any strength. `var` (`vocoder.gv_scale`):
 - "speaker": the decoder's own variance for the speaker (the mean over its training utterances' reconstructions,
-  recorded in the model file after training and by enrolment: `calibrate_postfilter`), so the factor is the
-  decoder's over-smoothing of that voice, the same for every utterance; without the record, as "utterance";
+  recorded in the model file after training: `calibrate_postfilter`), so the factor is the decoder's over-smoothing
+  of that voice, the same for every utterance; without the record (enrolled voices), as "utterance";
 - "utterance": the decoded utterance's own variance. A short utterance's envelope varies less than the sentences
   GV is measured on, so this stretches a spoken digit about twice as far as a sentence (egs/vctk/RESULTS.md).
 Chosen by measurement (egs/vctk/RESULTS.md, "Postfilter and F0", "The postfilter's scale from the voice").
@@ -201,6 +201,15 @@ def calibrate_postfilter(loaded: LoadedModel, codes: list[np.ndarray], speakers:
         gv[name], count[name] = [float(v) for v in np.mean(vs, axis=0)], len(vs)
     loaded.extra[POSTFILTER_KEY] = {"decoded_gv": gv, "utterances": count}
     return {loaded.speakers[s]: len(vs) for s, vs in sums.items()}
+
+
+def forget_postfilter_reference(loaded: LoadedModel, speaker: str) -> None:
+    """Drop `speaker`'s record from `loaded.extra` (`calibrate_postfilter`): the postfilter then scales its speech
+    by each utterance's own variance, as enrolled voices are decoded."""
+    record = loaded.extra.get(POSTFILTER_KEY)
+    if record:
+        for table in ("decoded_gv", "utterances"):
+            (record.get(table) or {}).pop(speaker, None)
 
 
 def postfilter_reference(loaded: LoadedModel) -> np.ndarray:

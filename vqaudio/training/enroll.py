@@ -6,8 +6,10 @@ kind's WORLD-feature loss) on the given audio, whose codes the frozen encoder gi
 standard deviation (for F0 mapping) and its envelope statistics for the postfilter come from the same audio: the
 global variance of its envelope coefficients, and an output bias, the mean difference between its real envelopes
 and what the decoder makes of its codes with the learnt row (what a frozen decoder's embedding cannot reach in a
-voice it never produced; egs/vctk/RESULTS.md), and the postfilter's reference, the variance of what the decoder makes
-of those codes in the new voice (`vqaudio.inference.vocode.calibrate_postfilter`).
+voice it never produced; egs/vctk/RESULTS.md). The postfilter scales an enrolled voice by each utterance's own
+variance, not by a reference of the voice (`vocoder.gv_scale`): its decoded speech is a mixture of the trained voices',
+over-smoothed about twice as much as theirs, and conversions into it measured better so (egs/vctk/RESULTS.md, "The
+postfilter's scale from the voice").
 The result is a new model file that knows every old speaker, unchanged, plus the new one:
 
     result = enroll("vqvae.pt", "alice", ["alice/"], "with_alice.pt", seed=0)
@@ -243,7 +245,7 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     from vqaudio.audio import load_audio
     from vqaudio.data.world import WorldSettings, analyze
     from vqaudio.inference.codec import encode
-    from vqaudio.inference.vocode import calibrate_postfilter
+    from vqaudio.inference.vocode import forget_postfilter_reference
 
     _check_model(loaded, name, replace)
     if steps < 1:
@@ -270,7 +272,7 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     if stats is not None:
         model.decoder.speaker_lf0[row] = torch.tensor(stats)
     model.decoder.speaker_envelope[row] = torch.as_tensor(_envelope_row(loaded, codes, feats, row), dtype=torch.float32)
-    calibrate_postfilter(loaded, codes, [row] * len(codes))  # the new voice's decoded GV, from its own codes
+    forget_postfilter_reference(loaded, name)  # the utterance's scale for it (a --replace'd voice's record is stale)
     record = {"files": [str(f) for f in files], "seconds": round(seconds, 2), "steps": steps, "lr": lr,
               "seed": seed, "final_loss": float(np.mean(losses[-max(1, steps // 10):])), "mixture": mixture}
     loaded.extra["enrolled"] = {**dict(loaded.extra.get("enrolled") or {}), name: record}
