@@ -55,9 +55,11 @@ def test_copy_targets_put_the_own_voice_first_then_distinct_other_voices() -> No
 
 def test_the_copies_are_the_models_reconstruction_and_conversions(data: Path, whole: Path) -> None:
     loaded = load_codec(whole / "model.pt", "cpu")
+    recorded = loaded.extra.pop("postfilter")  # as exported at the pause: no postfilter reference yet
     task = vqvae_task(data, quick_config(*TWO_PHASES), show_progress=False)
     ds = task.train_data
     out = make_decoded_copies(loaded, ds, 2, 0, np.zeros((2, len(ds.samples)), np.int16), show_progress=False)
+    assert loaded.extra["postfilter"] == recorded  # measured first, as training records it at the end
     targets = copy_targets(ds.speaker_index, 3, 2, 0)
     for u in (0, len(ds) - 1):
         a, b = ds.offsets[u], ds.offsets[u + 1]

@@ -16,6 +16,7 @@ Utterance ids start with their speaker id (`p225_001`), so sorting by utterance 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from vqaudio.errors import DataError
 from vqaudio.fileio import atomic_write_text
 
 
-def pick(items: list[str], limit: int | None) -> list[str]:
+def pick(items: Sequence, limit: int | None) -> list:
     """At most `limit` of `items`, evenly spaced (all of them when limit is None or 0)."""
     if not limit or len(items) <= limit:
         return list(items)

@@ -180,6 +180,7 @@ def synthesize_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: lis
 
 
 POSTFILTER_KEY = "postfilter"  # LoadedModel.extra: {"decoded_gv": {speaker: [E]}, "utterances": {speaker: n}}
+CALIBRATION_UTTERANCES = 16  # training utterances per voice decoded for its reference
 
 
 def calibrate_postfilter(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[int]) -> dict[str, int]:

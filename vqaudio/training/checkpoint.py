@@ -113,7 +113,9 @@ def _python_state() -> list:
 # TrainConfig keys that may change between a run and its resumption (budgets, logging, threads).
 RESUMABLE_KEYS = ("max_steps", "max_minutes", "threads", "log_every", "valid_every", "valid_batches",
                   "checkpoint_every", "keep_checkpoints")
-# Model keys that only decoding reads (vqaudio.inference.vocode): training is the same whatever they say.
+# Model keys that only decoding reads (vqaudio.inference.vocode): training is the same whatever they say, except
+# for the decoded copies of `perturb.decoded_from`, made once at the pause as the model then decodes (a resumed run
+# reuses them).
 DECODING_KEYS = ("model.vocoder.f0_mode", "model.vocoder.gv_strength", "model.vocoder.gv_scale")
 
 

@@ -4,8 +4,10 @@
 The first trains to the fraction f of the run (of `max_steps` and `max_minutes`, whichever comes first) with the
 WORLD speaker copies of `vqaudio.data.perturb`. Then the model, as exported at that step, makes each training
 utterance's `perturb.copies` copies itself: copy 0 its reconstruction (the utterance's codes decoded in its own voice),
-copies 1.. conversions of it to other training voices drawn at random. The second phase trains on with these in
-place of the WORLD copies, the decoder's targets still the clean features.
+copies 1.. conversions of it to other training voices drawn at random, decoded as the finished model would convert
+(its F0 mode and postfilter, the postfilter's reference of each voice measured then on the model's own decoding of
+its training utterances, as training records it at the end). The second phase trains on with these in place of the
+WORLD copies, the decoder's targets still the clean features.
 
 Why: re-encoding a conversion is how the content of a conversion is measured (the probe on re-encoded conversions,
 `vqaudio evaluate`), and the WORLD copies only shift pitch and warp formants of the utterance's own features, where a
@@ -30,10 +32,11 @@ import torch
 
 from vqaudio.audio import INT16_SCALE, level_gain, to_int16
 from vqaudio.data.dataset import SegmentDataset
+from vqaudio.data.kaldi import pick
 from vqaudio.data.world import WorldSettings
 from vqaudio.fileio import atomic_path, atomic_write_text, load_array_pair, save_array_pair
 from vqaudio.inference.codec import encode
-from vqaudio.inference.vocode import synthesize_codes
+from vqaudio.inference.vocode import CALIBRATION_UTTERANCES, POSTFILTER_KEY, calibrate_postfilter, synthesize_codes
 from vqaudio.models.io import LoadedModel
 from vqaudio.progress import progress
 
@@ -71,6 +74,10 @@ def make_decoded_copies(loaded: LoadedModel, data: SegmentDataset, copies: int, 
     with progress(disable=None if show_progress is None else not show_progress) as bar:
         task = bar.add_task(f"decoded copies: {copies} per training utterance", total=len(jobs), info="")
         codes = [encode(loaded, data.samples[offsets[u]:offsets[u + 1]] / INT16_SCALE) for u in range(len(data))]
+        if POSTFILTER_KEY not in loaded.extra:  # as the exported model will decode once training records it
+            voices = np.asarray(data.speaker_index)
+            some = [u for v in np.unique(voices) for u in pick(np.flatnonzero(voices == v), CALIBRATION_UTTERANCES)]
+            calibrate_postfilter(loaded, [codes[u] for u in some], [int(voices[u]) for u in some])
         for k in range(0, len(jobs), CHUNK):
             chunk = jobs[k:k + CHUNK]
             wavs = synthesize_codes(loaded, [codes[u] for u, _ in chunk], [int(targets[u, c]) for u, c in chunk],

@@ -29,7 +29,7 @@ from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resol
 from vqaudio.data.kaldi import DataDir, pick
 from vqaudio.data.world import WorldSettings
 from vqaudio.errors import ConfigError
-from vqaudio.inference.vocode import POSTFILTER_KEY
+from vqaudio.inference.vocode import CALIBRATION_UTTERANCES, POSTFILTER_KEY
 from vqaudio.models.io import load_model, save_model, update_model_file
 from vqaudio.training.checkpoint import latest_checkpoint
 from vqaudio.training.decoded import decoded_copies, discard_decoded_copies
@@ -148,11 +148,8 @@ def _train_phases(task: VQVAETask, config: Config, exp_dir: Path, run: dict[str,
             dist.destroy_process_group()
 
 
-CALIBRATION_PER_SPEAKER = 16  # training utterances per voice decoded for the postfilter's reference
-
-
 def calibrate_model_file(model_path: str | os.PathLike, train_dir: str | os.PathLike,
-                         per_speaker: int = CALIBRATION_PER_SPEAKER, gv_strength: float | None = None
+                         per_speaker: int = CALIBRATION_UTTERANCES, gv_strength: float | None = None
                          ) -> dict[str, int]:
     """Record the postfilter's reference (`vqaudio.inference.vocode.calibrate_postfilter`) in the vocoder-kind model
     file at `model_path`, from up to `per_speaker` utterances of each of its voices in the data folder `train_dir`
