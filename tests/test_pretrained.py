@@ -36,6 +36,9 @@ def test_shipped_files_fit_the_budget_and_pair():
     envelope = model.model.decoder.speaker_envelope  # each voice's GV for the postfilter, from its training audio
     assert envelope.shape[0] == len(model.speakers) and torch.isfinite(envelope).all() and (envelope[:, 0] > 0).all()
     assert model.config.vocoder.gv_strength > 0 and model.config.vocoder.f0_mode == "predicted"
+    from vqaudio.inference.vocode import postfilter_reference  # each voice's decoded GV: the postfilter's scale
+
+    assert model.config.vocoder.gv_scale == "speaker" and np.isfinite(postfilter_reference(model)).all()
     prior = load_prior(prior_file)
     check_pair(prior, model.identity, prior_file)  # raises when the prior models another VQ-VAE's codes
     assert model.identity in (model_file.parent / "MODEL_CARD.md").read_text()

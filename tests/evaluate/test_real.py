@@ -139,7 +139,7 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     assert "F0 normalized, postfilter strength 1.0" in (out / "real.md").read_text()
 
 
-@pytest.mark.parametrize("bad", [["--f0", "flat"], ["--gv-strength", "1.5"]])
+@pytest.mark.parametrize("bad", [["--f0", "flat"], ["--gv-strength", "1.5"], ["--gv-scale", "sentence"]])
 def test_evaluate_real_refuses_bad_decoding_options(tmp_path: Path, bad: list[str]) -> None:
     result = runner.invoke(app, ["evaluate-real", str(tmp_path), str(tmp_path), *bad])
     assert result.exit_code == 1 and bad[0] + " must be" in result.output, result.output

@@ -112,6 +112,16 @@ def test_calibration_records_each_voice_and_synthesis_uses_it(tmp_path, monkeypa
     assert np.isnan(V.postfilter_reference(loaded)).all()
 
 
+def test_a_bad_postfilter_scale_is_refused() -> None:
+    import pytest
+
+    from vqaudio.errors import ConfigError
+    from vqaudio.models import build_vqvae
+
+    with pytest.raises(ConfigError, match="gv_scale must be one of speaker, utterance"):
+        build_vqvae(load_config("quick", ["model.vocoder.gv_scale=sentence"]).model, 2)
+
+
 def test_normalized_f0_takes_the_target_statistics_and_keeps_the_contour() -> None:
     f = features(seed=2)
     voiced = f[:, S.vuv_index] >= 0.5

@@ -70,10 +70,13 @@ def test_frozen_parts_stay_bit_identical(setup, enrolled) -> None:
     assert bias[0] == 0 and torch.isfinite(bias).all() and bias.abs().sum() > 0  # energy left alone
 
 
-def test_an_enrolled_voice_is_postfiltered_by_the_utterances_scale(setup, enrolled) -> None:
+def test_an_enrolled_voice_is_postfiltered_by_the_utterances_scale(setup, enrolled, tmp_path, monkeypatch
+                                                                   ) -> None:
     """No postfilter reference is recorded for an enrolled voice (its row is NaN: each utterance's own variance), and
     a trained voice re-enrolled with `replace` loses its stale one; the other voices keep theirs."""
+    import vqaudio.inference.vocode as V
     from vqaudio.inference.vocode import postfilter_reference
+    from vqaudio.training.vqvae import calibrate_model_file
 
     loaded = load_model(setup["model"])
     recorded = dict(loaded.extra["postfilter"]["decoded_gv"])
@@ -85,6 +88,11 @@ def test_an_enrolled_voice_is_postfiltered_by_the_utterances_scale(setup, enroll
     for i, name in enumerate(loaded.speakers):
         assert np.isnan(ref[i]).all() == (name not in recorded or name == spk), name
     assert set(loaded.extra["postfilter"]["utterances"]) == set(recorded) - {spk}
+    save_model(tmp_path / "m.pt", loaded.model, loaded.config, loaded.speakers, loaded.speaker_info, loaded.extra)
+    decoded = []  # `vqaudio calibrate` afterwards measures the trained voices only
+    monkeypatch.setattr(V, "calibrate_postfilter", lambda model, codes, speakers: decoded.extend(speakers) or {"x": 1})
+    calibrate_model_file(tmp_path / "m.pt", setup["root"] / "data" / "train")
+    assert sorted(set(decoded)) == [i for i, s in enumerate(loaded.speakers) if s not in (spk, "new2")]
 
 
 def test_enrolment_bias_moves_decoded_envelopes_to_the_voice(setup, enrolled) -> None:

@@ -20,7 +20,7 @@ from vqaudio.cli import app
 from vqaudio.config import load_config
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import ConfigError, ModelFileError
-from vqaudio.models.io import load_model
+from vqaudio.models.io import load_model, update_model_file
 from vqaudio.training import checkpoint as ckpt
 from vqaudio.training.loop import lr_at
 from vqaudio.training.vqvae import train_vqvae
@@ -160,11 +160,17 @@ def test_an_interrupted_run_records_no_postfilter_reference_and_calibrate_adds_i
     assert after.identity == before.identity and after.extra["step"] == before.extra["step"]
     assert after.extra["postfilter"]["utterances"] == {"p225": 2, "p226": 2}
     assert after.config.vocoder.gv_strength == 0.25 and before.config.vocoder.gv_strength != 0.25
+    others = make_data_root(tmp_path / "others", speakers=("p300",), dev=False)  # none of the model's voices
     for args, message in (([str(tmp_path / "none.pt"), str(data)], "no such file"),
                           ([str(exp / "model.pt"), str(tmp_path / "nowhere")], "no such data directory"),
-                          ([str(exp / "model.pt"), str(data), "--gv-strength", "2"], "must be in [0, 1]")):
+                          ([str(exp / "model.pt"), str(data), "--gv-strength", "2"], "must be in [0, 1]"),
+                          ([str(exp / "model.pt"), str(others)], "no utterance of the model's voices")):
+        written = (exp / "model.pt").read_bytes()
         bad = runner.invoke(app, ["calibrate", *args])
         assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1 and message in bad.output
+        assert (exp / "model.pt").read_bytes() == written  # refused before anything was written
+    with pytest.raises(ModelFileError, match="weights changed"):  # measured on weights the file no longer holds
+        update_model_file(exp / "model.pt", after.extra, identity="0" * 16)
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, data, monkeypatch):

@@ -191,7 +191,7 @@ def calibrate_postfilter(loaded: LoadedModel, codes: list[np.ndarray], speakers:
     than MIN_VOICED voiced frames do not count)."""
     settings = loaded.model.decoder.settings
     sums: dict[int, list[np.ndarray]] = {}
-    for s, f in zip(speakers, decode_features(loaded, codes, speakers), strict=True):
+    for s, f in zip(speakers, decode_features(loaded, codes, speakers) if codes else [], strict=True):
         stats = envelope_statistics(f, settings)
         if stats is not None:
             sums.setdefault(s, []).append(stats[1])

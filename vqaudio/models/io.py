@@ -189,11 +189,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     )
 
 
-def update_model_file(path: str | os.PathLike, extra: dict[str, Any], config: ModelConfig | None = None) -> None:
+def update_model_file(path: str | os.PathLike, extra: dict[str, Any], config: ModelConfig | None = None,
+                      identity: str | None = None) -> None:
     """Rewrite model file `path` atomically with `extra` as its extra record (and `config` as its config, when
     given: for settings only decoding reads); the stored weights, and so the model's identity, are untouched (fp16
-    stays fp16)."""
+    stays fp16). With `identity`, refuses (ModelFileError) a file whose weights are no longer those (rewritten
+    since `extra` was measured on them)."""
     data = load_model_file(path, "model")
+    stored = {k: v for k, v in data.get("state_dict", {}).items() if not _training_only(k)}
+    if identity is not None and weights_identity(stored) != identity:
+        raise ModelFileError(f"{path}: its weights changed while it was being calibrated (a run still exporting "
+                             "to it?); nothing written")
     payload = {k: v for k, v in data.items() if k not in ("format", "version")}
     payload["extra"] = dict(extra)
     if config is not None:

@@ -28,7 +28,7 @@ from vqaudio.data import perturb
 from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resolve_data_dir
 from vqaudio.data.kaldi import DataDir, pick
 from vqaudio.data.world import WorldSettings
-from vqaudio.errors import ConfigError
+from vqaudio.errors import ConfigError, DataError
 from vqaudio.inference.vocode import CALIBRATION_UTTERANCES, POSTFILTER_KEY
 from vqaudio.models.io import load_model, save_model, update_model_file
 from vqaudio.training.checkpoint import latest_checkpoint
@@ -123,7 +123,10 @@ def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config:
     ended = result.stop_reason in ("max_steps", "max_minutes") and result.model_path is not None
     if ended and task.model.kind == "vocoder" and int(os.environ.get("RANK", "0")) == 0:
         if POSTFILTER_KEY not in load_model(result.model_path).extra:  # a finished run re-run: recorded already
-            calibrate_model_file(result.model_path, resolve_data_dir(data_dir).train)
+            try:
+                calibrate_model_file(result.model_path, resolve_data_dir(data_dir).train)
+            except DataError:  # a decoder that voices almost nothing yet (a few steps): the utterance's scale
+                pass
     return result
 
 
@@ -152,10 +155,13 @@ def calibrate_model_file(model_path: str | os.PathLike, train_dir: str | os.Path
                          per_speaker: int = CALIBRATION_UTTERANCES, gv_strength: float | None = None
                          ) -> dict[str, int]:
     """Record the postfilter's reference (`vqaudio.inference.vocode.calibrate_postfilter`) in the vocoder-kind model
-    file at `model_path`, from up to `per_speaker` utterances of each of its voices in the data folder `train_dir`
-    (evenly spaced in its order), and set its `vocoder.gv_strength` when `gv_strength` is given; the file is
-    rewritten atomically, its weights and identity untouched. Voices the folder lacks (enrolled ones) keep their
-    record. Returns the utterances used per voice."""
+    file at `model_path`, from up to `per_speaker` utterances of each of its trained voices in the data folder
+    `train_dir` (evenly spaced in its order), and set its `vocoder.gv_strength` when `gv_strength` is given; the file
+    is rewritten atomically, its weights and identity untouched. Enrolled voices are left on the utterance's scale;
+    voices the folder lacks keep what they had. Returns the utterances used per voice.
+
+    Raises DataError, the file untouched, when no utterance of the model's voices could be measured (none in the
+    folder, or none decoded with enough voiced frames)."""
     from vqaudio.audio import load_audio
     from vqaudio.inference.codec import encode
     from vqaudio.inference.vocode import calibrate_postfilter
@@ -167,14 +173,18 @@ def calibrate_model_file(model_path: str | os.PathLike, train_dir: str | os.Path
         raise ConfigError(f"--gv-strength must be in [0, 1], got {gv_strength}")
     data, hop = DataDir.load(train_dir), loaded.hop_length
     spk2utt, codes, speakers = data.spk2utt(), [], []
+    enrolled = set(loaded.extra.get("enrolled") or {})
     for index, speaker in enumerate(loaded.speakers):
-        for utt in pick(spk2utt.get(speaker, []), per_speaker):
+        for utt in pick(spk2utt.get(speaker, []) if speaker not in enrolled else [], per_speaker):
             wav = load_audio(data.wav_scp[utt], loaded.sample_rate)
             if len(wav) >= hop:
                 codes.append(encode(loaded, wav[: len(wav) // hop * hop]))
                 speakers.append(index)
     used = calibrate_postfilter(loaded, codes, speakers)
+    if not used:
+        raise DataError(f"{train_dir}: no utterance of the model's voices decoded with enough voiced frames to "
+                        "measure; the model file is unchanged")
     if gv_strength is not None:
         loaded.config.vocoder.gv_strength = gv_strength
-    update_model_file(model_path, loaded.extra, loaded.config if gv_strength is not None else None)
+    update_model_file(model_path, loaded.extra, loaded.config if gv_strength is not None else None, loaded.identity)
     return used
