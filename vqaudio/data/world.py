@@ -46,6 +46,16 @@ F0_MODES = ("predicted", "normalized", "mapped")
 GV_SCALES = ("speaker", "utterance")
 
 
+def check_decoding(f0: str | None, gv_strength: float | None, gv_scale: str | None = None) -> None:
+    """Refuse a bad --f0 / --gv-strength / --gv-scale with one line, before a minute of encoding rather than after."""
+    if f0 is not None and f0 not in F0_MODES:
+        raise DataError(f"--f0 must be one of {', '.join(F0_MODES)}, got {f0!r}")
+    if gv_strength is not None and not 0.0 <= gv_strength <= 1.0:
+        raise DataError(f"--gv-strength must be in [0, 1], got {gv_strength}")
+    if gv_scale is not None and gv_scale not in GV_SCALES:
+        raise DataError(f"--gv-scale must be one of {', '.join(GV_SCALES)}, got {gv_scale!r}")
+
+
 @dataclass(frozen=True)
 class WorldSettings:
     """Everything analysis depends on (the cache key is made of it)."""

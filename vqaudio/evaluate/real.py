@@ -39,12 +39,12 @@ from typing import Any
 import numpy as np
 
 from vqaudio.data.kaldi import DataDir
+from vqaudio.data.world import check_decoding
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
 from vqaudio.evaluate.speaker_id import SpeakerClassifier
 from vqaudio.evaluate.splits import (
-    check_decoding,
     choose_targets,
     decode_codes,
     decoding_summary,

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 
 from vqaudio.data.kaldi import DataDir
+from vqaudio.data.world import check_decoding
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
 from vqaudio.evaluate.conversion import vc_section
 from vqaudio.evaluate.splits import (
     SplitData,
-    check_decoding,
     choose_targets,
     decode_codes,
     load,

@@ -116,18 +116,6 @@ def load(model_path: str | os.PathLike | None) -> tuple[LoadedModel, Path]:
     return load_codec(path), path
 
 
-def check_decoding(f0: str | None, gv_strength: float | None, gv_scale: str | None = None) -> None:
-    """Refuse a bad --f0 / --gv-strength / --gv-scale with one line, before a minute of encoding rather than after."""
-    from vqaudio.data.world import F0_MODES, GV_SCALES
-
-    if f0 is not None and f0 not in F0_MODES:
-        raise DataError(f"--f0 must be one of {', '.join(F0_MODES)}, got {f0!r}")
-    if gv_strength is not None and not 0.0 <= gv_strength <= 1.0:
-        raise DataError(f"--gv-strength must be in [0, 1], got {gv_strength}")
-    if gv_scale is not None and gv_scale not in GV_SCALES:
-        raise DataError(f"--gv-scale must be one of {', '.join(GV_SCALES)}, got {gv_scale!r}")
-
-
 def set_decoding(loaded: LoadedModel, gv_strength: float | None, gv_scale: str | None = None) -> None:
     """The vocoder kind's postfilter strength and scale set to `gv_strength`, `gv_scale` (None: the model's own;
     other kinds: no-op)."""

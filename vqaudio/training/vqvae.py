@@ -27,7 +27,7 @@ from vqaudio.config import Config, hop_length
 from vqaudio.data import perturb
 from vqaudio.data.dataset import Batch, SegmentDataset, read_speaker_info, resolve_data_dir
 from vqaudio.data.kaldi import DataDir, pick
-from vqaudio.data.world import WorldSettings
+from vqaudio.data.world import WorldSettings, check_decoding
 from vqaudio.errors import ConfigError, DataError
 from vqaudio.inference.vocode import CALIBRATION_UTTERANCES, POSTFILTER_KEY
 from vqaudio.models.io import load_model, save_model, update_model_file
@@ -169,13 +169,14 @@ def calibrate_model_file(model_path: str | os.PathLike, train_dir: str | os.Path
     loaded = load_model(model_path)
     if loaded.model.kind != "vocoder":
         raise ConfigError(f"{model_path}: the postfilter belongs to the vocoder decoder kind, not {loaded.model.kind}")
-    if gv_strength is not None and not 0.0 <= gv_strength <= 1.0:
-        raise ConfigError(f"--gv-strength must be in [0, 1], got {gv_strength}")
+    check_decoding(None, gv_strength)
     data, hop = DataDir.load(train_dir), loaded.hop_length
     spk2utt, codes, speakers = data.spk2utt(), [], []
     enrolled = set(loaded.extra.get("enrolled") or {})
     for index, speaker in enumerate(loaded.speakers):
-        for utt in pick(spk2utt.get(speaker, []) if speaker not in enrolled else [], per_speaker):
+        if speaker in enrolled:
+            continue
+        for utt in pick(spk2utt.get(speaker, []), per_speaker):
             wav = load_audio(data.wav_scp[utt], loaded.sample_rate)
             if len(wav) >= hop:
                 codes.append(encode(loaded, wav[: len(wav) // hop * hop]))
