@@ -33,7 +33,8 @@ def main() -> None:
 
     from vqaudio.data.synth import render_utterance, select_speakers
     from vqaudio.errors import VQAudioError
-    from vqaudio.evaluate.real import RealOptions, fit_judges, read_real_set, to_16k
+    from vqaudio.evaluate.heard import to_16k
+    from vqaudio.evaluate.real import RealOptions, fit_judges, read_real_set
     from vqaudio.evaluate.recognize import WordRecognizer, word_accuracy
     from vqaudio.evaluate.splits import load, load_split
 

@@ -106,7 +106,7 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate-real", str(real), str(data), "--model", str(tmp_path / "exp" / "model.pt"),
                                  "--out", str(out), "--convert-per-speaker", "2", "--id-per-speaker", "3",
                                  "--n-targets", "2", "--f0", "normalized", "--gv-strength", "1",
-                                 "--gv-scale", "utterance"])
+                                 "--gv-scale", "utterance", "--adapt-seconds", "5"])
     assert result.exit_code == 0, result.output
     figures = json.loads((out / "real.json").read_text())
     assert figures["decoding"] == {"f0_mode": "normalized", "gv_strength": 1.0,  # the options reach the decoder
@@ -118,6 +118,18 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     for name in ("source", "reconstruction", "conversion"):
         assert figures["word_accuracy"][name] <= 1.0
     assert figures["word_accuracy"]["world_copy"] is not None  # quick is the vocoder kind
+    from vqaudio.evaluate.adapt import missing_packages
+
+    if missing_packages():  # said, not failed
+        assert figures["word_accuracy_adapted"] is None and "skipped" in figures["adaptation"]
+        assert "speaker-adapted recognition skipped" in result.output
+    else:
+        made = figures["adaptation"]["speakers"]
+        assert made["george"]["utterances"] >= 1 and made["george"]["seconds"] <= 5 + 1  # unscored digits
+        assert set(made) >= {"george", "jackson", "george (WORLD copies)",  # quick is the vocoder kind
+                             *(f"{t} (WORLD copies)" for t in figures["targets"])}
+        assert set(figures["word_accuracy_adapted"]) == set(figures["word_accuracy"])
+
     assert figures["word_accuracy"]["world_copy"] <= 1.0
     assert figures["nearest_voice"].keys() == {"george", "jackson"}
     by_target = figures["word_accuracy"]["conversion_by_target"]
@@ -174,3 +186,34 @@ def test_evaluate_real_refuses_a_speaker_with_too_few_recordings(tmp_path: Path)
                                  str(tmp_path / "m.pt"), "--convert-per-speaker", "1", "--n-targets", "1"])
     assert result.exit_code == 1 and "too few recordings of bob" in result.output, result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_heard_recognises_each_audio_with_the_recognizer_of_the_voice_it_speaks_in() -> None:
+    import numpy as np
+
+    from vqaudio.evaluate.heard import Heard, RealUtterance
+
+    class Fake:  # hears "one" only in audio whose voice it was made for (marked by the audio's value)
+        def __init__(self, mark: float) -> None:
+            self.mark = mark
+
+        def recognize(self, wav: np.ndarray) -> list[str]:
+            return ["one"] if np.isclose(wav[len(wav) // 2], self.mark, atol=1e-3) else ["two"]
+
+    marks = {"ann": 0.1, "p225": 0.2, "p226": 0.3}
+    wav = lambda spk: np.full(1600, marks[spk], np.float32)  # noqa: E731
+    src = RealUtterance("ann_1", "ann", ["one"], wav("ann"))
+    heard = Heard(16000, [src], [(src, "p225"), (src, "p226")], [wav("p225"), wav("p226")], [wav("p226")],
+                  [wav("ann")])
+    got = heard.word_figures(lambda spk, vocoded: Fake(marks[spk]), {"ann": "p226"})
+    assert got["source"] == got["world_copy"] == got["reconstruction"] == got["conversion"] == 1.0
+    assert got["conversion_by_target"] == {"p225": 1.0, "p226": 1.0}
+    wrong = heard.word_figures(lambda spk, vocoded: Fake(marks["ann"]), {"ann": "p226"})  # one for all
+    assert wrong["source"] == 1.0 and wrong["conversion"] == 0.0 and wrong["reconstruction"] == 0.0
+    asked = []
+    heard.word_figures(lambda spk, vocoded: asked.append((spk, vocoded)) or Fake(0.0), {"ann": "p226"})
+    assert asked == [("p225", True), ("p226", True), ("ann", False), ("ann", True), ("p226", True)]  # conversions,
+    # then sources (as recorded), WORLD copies and reconstructions (WORLD's output: the vocoder kind)
+    heard.copies, asked[:] = None, []
+    heard.word_figures(lambda spk, vocoded: asked.append((spk, vocoded)) or Fake(0.0), {"ann": "p226"})
+    assert asked == [("p225", False), ("p226", False), ("ann", False), ("p226", False)]  # other kinds: no WORLD

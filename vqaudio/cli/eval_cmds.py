@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from vqaudio.cli.app import app, command
+from vqaudio.cli.codec_cmds import warn
 
 MODEL_HELP = "VQ-VAE model file (default: $VQAUDIO_MODEL, else the model shipped in vqaudio/pretrained/vqvae.pt)."
 
@@ -116,6 +117,9 @@ def evaluate_real(
     gv_scale: str | None = typer.Option(None, "--gv-scale", help="Vocoder kind: postfilter scale from the "
                                         "'speaker' reference the model file records or the 'utterance' (default: "
                                         "the model's vocoder.gv_scale)."),
+    adapt_seconds: float = typer.Option(30.0, "--adapt-seconds", help="Also recognise with each speaker's own MLLR "
+                                        "transform of PocketSphinx's model, from this much of its unscored speech "
+                                        "(needs Debian's sphinxtrain, pocketsphinx, sphinxbase-utils; 0: off)."),
 ) -> None:
     """Real recordings in: conversions scored by speaker-ID, content by PocketSphinx word accuracy and the probe."""
     from vqaudio.evaluate.real import RealOptions, real_tables, run_real_evaluation
@@ -123,7 +127,9 @@ def evaluate_real(
 
     opts = RealOptions(convert_per_speaker=convert_per_speaker, id_per_speaker=id_per_speaker,
                        targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
-                       seed=seed, f0=f0, gv_strength=gv_strength, gv_scale=gv_scale)
+                       seed=seed, f0=f0, gv_strength=gv_strength, gv_scale=gv_scale, adapt_seconds=adapt_seconds)
     results = run_real_evaluation(real_dir, data_dir, model, out, opts)
+    if adapt_seconds > 0 and "skipped" in results["adaptation"]:
+        warn(f"speaker-adapted recognition skipped: {results['adaptation']['skipped']}")
     print_tables(real_tables(results))
     typer.echo(f"wrote {out}/real.json and real.md")

@@ -42,6 +42,7 @@ from vqaudio.data.kaldi import DataDir
 from vqaudio.data.world import check_decoding
 from vqaudio.errors import DataError
 from vqaudio.evaluate import probe as P
+from vqaudio.evaluate.heard import Heard, RealUtterance, adapt_recognizers, adapted_seconds_note, to_16k
 from vqaudio.evaluate.report import Table, fmt, write_json, write_markdown
 from vqaudio.evaluate.speaker_id import SpeakerClassifier
 from vqaudio.evaluate.splits import (
@@ -72,16 +73,7 @@ class RealOptions:
     f0: str | None = None  # vocoder kind: F0 of reconstructions and conversions (None: the model's f0_mode)
     gv_strength: float | None = None  # vocoder kind: postfilter strength 0..1 (None: the model's gv_strength)
     gv_scale: str | None = None  # vocoder kind: postfilter scale, "speaker" or "utterance" (None: the model's)
-
-
-@dataclass
-class RealUtterance:
-    """One real recording: its id, speaker, words, and audio [T] at the model's rate cut to whole codes."""
-
-    utt: str
-    speaker: str
-    words: list[str]
-    wav: np.ndarray
+    adapt_seconds: float = 30.0  # each speaker's speech for its MLLR transform of the recogniser (0: no adaptation)
 
 
 def read_real_set(folder: str | os.PathLike, opts: RealOptions, sample_rate: int, hop: int
@@ -241,19 +233,11 @@ def heard_as(targets: list[str], predicted: list[str]) -> dict[str, dict[str, in
     return out
 
 
-def to_16k(wav: np.ndarray, sample_rate: int) -> np.ndarray:
-    """`wav` [T] at `sample_rate` resampled to PocketSphinx's rate (16 kHz)."""
-    from vqaudio.audio import resample
-    from vqaudio.data.align import SAMPLE_RATE
-
-    return resample(wav, sample_rate, SAMPLE_RATE)
-
-
 def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike,
                         model_path: str | os.PathLike | None, out_dir: str | os.PathLike,
                         opts: RealOptions | None = None) -> dict[str, Any]:
     """Speaker and content figures of a model on a folder of real recordings; writes OUT_DIR/real.json, real.md."""
-    from vqaudio.evaluate.recognize import WordRecognizer, word_accuracy
+    from vqaudio.evaluate.recognize import WordRecognizer
 
     opts = opts or RealOptions()
     check_decoding(opts.f0, opts.gv_strength, opts.gv_scale)
@@ -285,7 +269,6 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     copies = world_copies(loaded, [r.wav for r in scored])
     rec = WordRecognizer(sorted({w for r in scored + rest for w in r.words}),
                          max_words=max(len(r.words) for r in scored + rest))
-    refs = [r.words for r in scored]
     labels = _align(scored, sr)
     mapping = None
     if train.labels:  # the paper's code -> phone mapping, as `probe_report` fits it (no linear probe needed here)
@@ -298,7 +281,10 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     def probe(c: dict[str, np.ndarray], lab: dict[str, list[str]]) -> float:
         return P.probe_accuracy(mapping, c, lab, rate) if mapping and lab else float("nan")
 
-    conv_words = [rec.recognize(to_16k(w, sr)) for w in convs]
+    heard = Heard(sr, scored, pairs, convs, recon, copies)
+    adapted, adaptation = adapt_recognizers(
+        opts.adapt_seconds, real_dir, data_dir, scored, sorted(set(targets) | set(nearest.values())), rec.words,
+        rec.max_words, sr, (lambda wavs: world_copies(loaded, wavs)) if copies is not None else None)
     results = {
         "model": model_summary(loaded, model_path), "options": opts, "real_dir": str(real_dir),
         "real_speakers": sorted({r.speaker for r in scored}), "scored_utterances": len(scored),
@@ -309,16 +295,10 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
             **_judge_figures(clf, convs, pairs, scored, copies, held_out, voices),
             "whole_utterance": _judge_figures(whole, convs, pairs, scored, copies, held_out, voices),
         },
-        "word_accuracy": {
-            "source": word_accuracy(refs, [rec.recognize(to_16k(r.wav, sr)) for r in scored]),
-            "world_copy": (word_accuracy(refs, [rec.recognize(to_16k(w, sr)) for w in copies])
-                           if copies is not None else None),
-            "reconstruction": word_accuracy(refs, [rec.recognize(to_16k(w, sr)) for w in recon]),
-            "conversion": word_accuracy([r.words for r, _ in pairs], conv_words),
-            "conversion_by_target": {t: word_accuracy([r.words for r, tt in pairs if tt == t],
-                                                      [h for (_, tt), h in zip(pairs, conv_words, strict=True)
-                                                       if tt == t]) for t in targets},
-        },
+        "word_accuracy": heard.word_figures(lambda speaker, vocoded: rec, nearest),
+        "word_accuracy_adapted": (heard.word_figures(lambda speaker, vocoded: adapted[(speaker, vocoded)], nearest)
+                                  if adapted else None),
+        "adaptation": adaptation,
         "probe": {"aligned_utterances": len(labels), "source": probe(codes, labels),
                   "conversion_reencoded": probe(re_conv, conv_labels)},
     }
@@ -348,16 +328,22 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
                          "recordings, as many per voice as each real speaker has; whole utterances: the earlier judge")
     for t, counts in sid.get("conversions_heard_as", {}).items():
         speaker.notes.append(f"conversions to {t} heard as: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
-    content = Table("Real speech: content", ["audio", "word accuracy (PocketSphinx, grammar)", "phoneme probe"])
-    content.add("real source", fmt(words["source"], percent=True), fmt(probe["source"], percent=True))
-    if words.get("world_copy") is not None:
-        content.add("WORLD copy (roughly the vocoder's ceiling)", fmt(words["world_copy"], percent=True), "")
-    content.add("reconstruction (nearest voice)", fmt(words["reconstruction"], percent=True), "")
-    content.add("conversions", fmt(words["conversion"], percent=True),
-                fmt(probe["conversion_reencoded"], percent=True) + " (re-encoded)")
-    if words.get("conversion_by_target"):
-        content.notes.append("conversions' word accuracy by target: " + ", ".join(
-            f"{t} {fmt(a, percent=True)}" for t, a in words["conversion_by_target"].items()))
+    adapted = results.get("word_accuracy_adapted") or {}
+    content = Table("Real speech: content", ["audio", "word accuracy (PocketSphinx, grammar)",
+                                             "word accuracy, speaker-adapted", "phoneme probe"])
+    rows = [("real source", "source", fmt(probe["source"], percent=True)),
+            ("WORLD copy (roughly the vocoder's ceiling)", "world_copy", ""),
+            ("reconstruction (nearest voice)", "reconstruction", ""),
+            ("conversions", "conversion", fmt(probe["conversion_reencoded"], percent=True) + " (re-encoded)")]
+    for label, key, probed in rows:
+        if words.get(key) is not None:
+            content.add(label, fmt(words[key], percent=True), fmt(adapted.get(key), percent=True), probed)
+    for name, figures in (("", words), (", speaker-adapted", adapted)):
+        if figures.get("conversion_by_target"):
+            content.notes.append(f"conversions' word accuracy by target{name}: " + ", ".join(
+                f"{t} {fmt(a, percent=True)}" for t, a in figures["conversion_by_target"].items()))
+    if results.get("adaptation"):
+        content.notes.append(adapted_seconds_note(results["adaptation"]))
     content.notes.append(f"{results['scored_utterances']} real utterances scored, {probe['aligned_utterances']} "
                          f"force-aligned; nearest voices: "
                          + ", ".join(f"{k} -> {v}" for k, v in results["nearest_voice"].items()))

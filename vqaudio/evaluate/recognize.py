@@ -13,24 +13,29 @@ figure is about what the audio says, not about a language model.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from vqaudio.data.align import SAMPLE_RATE, decode_pcm, letter_to_sound, padded_pcm
 
 
 class WordRecognizer:
-    """PocketSphinx restricted to 1..`max_words` of `words` (out-of-dictionary words get a letter-to-sound guess)."""
+    """PocketSphinx restricted to 1..`max_words` of `words` (out-of-dictionary words get a letter-to-sound guess);
+    `mllr`: a speaker's MLLR transform of the model's means (`vqaudio.evaluate.adapt`), None for the model as is."""
 
-    def __init__(self, words: list[str], max_words: int = 1) -> None:
+    def __init__(self, words: list[str], max_words: int = 1, mllr: str | os.PathLike | None = None) -> None:
         from pocketsphinx import Decoder, get_model_path
 
         self.words = sorted({w.lower() for w in words if w.strip()})
+        self.max_words = max_words
         if not self.words:
             from vqaudio.errors import DataError
 
             raise DataError("word recognition needs at least one word (the transcripts are empty)")
+        extra = {"mllr": str(mllr)} if mllr is not None else {}
         self.decoder = Decoder(hmm=get_model_path("en-us/en-us"), dict=get_model_path("en-us/cmudict-en-us.dict"),
-                               lm=None, samprate=SAMPLE_RATE, loglevel="FATAL")
+                               lm=None, samprate=SAMPLE_RATE, loglevel="FATAL", **extra)
         for w in self.words:
             if self.decoder.lookup_word(w) is None:
                 self.decoder.add_word(w, letter_to_sound(w), True)
