@@ -94,3 +94,29 @@ def test_no_transform_without_usable_utterances(tmp_path: Path) -> None:
     adapter = adapt.SpeakerAdapter(tmp_path)
     done = adapter.transform("x", [np.zeros(16000, np.float32)], [["qqzzxv"]], seconds=30)  # not in the dictionary
     assert done.mllr is None and done.utterances == 0
+
+
+def test_a_failed_transform_leaves_that_speaker_unadapted_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vqaudio.evaluate import heard
+
+    class FakeAdapter:
+        def __init__(self, work: str) -> None:
+            pass
+
+        def transform(self, name: str, wavs: list, words: list, seconds: float) -> adapt.Adaptation:
+            if name == "bob":
+                raise DataError("bw failed (exit 1); see bw.log")
+            return adapt.Adaptation(None, len(wavs), 1.5)
+
+    pools = {"ann": ([np.zeros(800)], [["one"]]), "bob": ([np.zeros(800)], [["two"]])}
+    monkeypatch.setattr(adapt, "SpeakerAdapter", FakeAdapter)
+    monkeypatch.setattr(adapt, "missing_packages", lambda: [])
+    monkeypatch.setattr(heard, "real_pools", lambda *a: pools)
+    monkeypatch.setattr(heard, "voice_pools", lambda *a: {})
+    recognizers, made = heard.adapt_recognizers(30, "real", "data", [], [], DIGITS, 1, 8000, None)
+    assert set(recognizers) == {("ann", False), ("bob", False)}  # bob still heard, unadapted
+    assert made["speakers"]["ann"] == {"utterances": 1, "seconds": 1.5}
+    assert made["speakers"]["bob"]["utterances"] == 0 and "bw failed" in made["speakers"]["bob"]["error"]
+    assert "bob 0 s (0) failed, unadapted" in heard.adapted_seconds_note(made)
+    assert heard.adapt_recognizers(0, "real", "data", [], [], DIGITS, 1, 8000, None) == ({}, {"skipped": "off "
+                                                                                             "(--adapt-seconds 0)"})

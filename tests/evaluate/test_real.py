@@ -165,6 +165,13 @@ def test_evaluate_real_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("seconds", ["-1", "nan", "inf"])
+def test_evaluate_real_refuses_bad_adaptation_seconds(tmp_path: Path, seconds: str) -> None:
+    result = runner.invoke(app, ["evaluate-real", str(tmp_path), str(tmp_path), "--adapt-seconds", seconds])
+    assert result.exit_code == 1 and "--adapt-seconds" in result.output, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_evaluate_real_refuses_a_speaker_with_too_few_recordings(tmp_path: Path) -> None:
     import soundfile as sf
     import torch

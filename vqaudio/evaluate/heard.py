@@ -102,7 +102,7 @@ def adapt_recognizers(seconds: float, real_dir: str | os.PathLike, data_dir: str
     and, with `vocode` (WORLD copies at `sample_rate`, the vocoder kind), from their copies; each model voice in
     `voices` from its train utterances, copied by `vocode` when given; `seconds` of speech each (0: no adaptation).
     Also what each transform was made of. ({}, {"skipped": why}) when adaptation is off or its tools are missing."""
-    from vqaudio.evaluate.adapt import SpeakerAdapter, missing_packages
+    from vqaudio.evaluate.adapt import Adaptation, SpeakerAdapter, missing_packages
     from vqaudio.evaluate.recognize import WordRecognizer
 
     if seconds <= 0:
@@ -114,14 +114,20 @@ def adapt_recognizers(seconds: float, real_dir: str | os.PathLike, data_dir: str
     jobs = [(real, False)] + ([(real, True), (voice, True)] if vocode else [(voice, False)])  # (pools, WORLD-copied)
     recognizers, made = {}, {}
     with tempfile.TemporaryDirectory(prefix="vqaudio-mllr-") as work:
-        adapter = SpeakerAdapter(work)
+        try:
+            adapter = SpeakerAdapter(work)
+        except DataError as e:  # a broken install: the plain figures stand, the reason is recorded
+            return {}, {"skipped": str(e)}
         for pools, vocoded in jobs:
             for speaker, (wavs, texts) in pools.items():
                 heard = vocode(wavs) if vocoded and vocode else wavs
                 name = f"{speaker} (WORLD copies)" if vocoded else speaker
-                done = adapter.transform(name, [to_16k(w, sample_rate) for w in heard], texts, seconds)
+                try:
+                    done = adapter.transform(name, [to_16k(w, sample_rate) for w in heard], texts, seconds)
+                except DataError as e:  # this speaker is heard unadapted; said in `made`
+                    done, made[name] = Adaptation(None, 0, 0.0), {"utterances": 0, "seconds": 0.0, "error": str(e)}
                 recognizers[(speaker, vocoded)] = WordRecognizer(words, max_words=max_words, mllr=done.mllr)
-                made[name] = {"utterances": done.utterances, "seconds": round(done.seconds, 1)}
+                made.setdefault(name, {"utterances": done.utterances, "seconds": round(done.seconds, 1)})
     return recognizers, {"seconds": seconds, "speakers": made}
 
 
@@ -170,7 +176,8 @@ def adapted_seconds_note(adaptation: dict[str, Any]) -> str:
     """One line on the transforms: seconds and utterances per speaker, or why there are none."""
     if "skipped" in adaptation:
         return f"speaker-adapted recognition not run: {adaptation['skipped']}"
-    parts = [f"{s} {a['seconds']:.0f} s ({a['utterances']})" for s, a in adaptation["speakers"].items()]
+    parts = [f"{s} {a['seconds']:.0f} s ({a['utterances']})" + (" failed, unadapted" if "error" in a else "")
+             for s, a in adaptation["speakers"].items()]
     return (f"speaker-adapted: one MLLR transform per speaker (and channel) from up to {adaptation['seconds']:g} s "
             "of its unscored speech that aligned: " + ", ".join(parts))
 

@@ -241,6 +241,8 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
 
     opts = opts or RealOptions()
     check_decoding(opts.f0, opts.gv_strength, opts.gv_scale)
+    if not 0 <= opts.adapt_seconds < float("inf"):
+        raise DataError(f"--adapt-seconds {opts.adapt_seconds}: give seconds of speech >= 0 (0: no adaptation)")
     check_real_dir(real_dir)  # before the model is loaded: the folder is the likelier mistake
     loaded, model_path = load(model_path)
     set_decoding(loaded, opts.gv_strength, opts.gv_scale)
