@@ -172,6 +172,29 @@ def test_evaluate_real_refuses_bad_adaptation_seconds(tmp_path: Path, seconds: s
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_evaluate_real_refuses_a_real_speaker_named_like_a_model_voice(tmp_path: Path) -> None:
+    import soundfile as sf
+    import torch
+    from helpers.tiny_models import tiny_config
+    from helpers.train_fixtures import synthetic_wav
+
+    from vqaudio.models import build_vqvae
+    from vqaudio.models.io import save_model
+
+    data = make_data_root(tmp_path / "data", utts=1, seconds=0.3)
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", build_vqvae(tiny_config(), 2), tiny_config(), ["p225", "p226"], {})
+    (tmp_path / "real" / "p225").mkdir(parents=True)
+    for i in range(3):
+        sf.write(tmp_path / "real" / "p225" / f"p225_{i}.wav", synthetic_wav(i, 0.3, 120.0), 16000)
+        (tmp_path / "real" / "p225" / f"p225_{i}.txt").write_text("one")
+    result = runner.invoke(app, ["evaluate-real", str(tmp_path / "real"), str(data), "--model",
+                                 str(tmp_path / "m.pt"), "--convert-per-speaker", "1", "--id-per-speaker", "1",
+                                 "--n-targets", "1"])
+    assert result.exit_code == 1 and "name of a model voice" in result.output, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_evaluate_real_refuses_a_speaker_with_too_few_recordings(tmp_path: Path) -> None:
     import soundfile as sf
     import torch
@@ -224,3 +247,16 @@ def test_heard_recognises_each_audio_with_the_recognizer_of_the_voice_it_speaks_
     heard.copies, asked[:] = None, []
     heard.word_figures(lambda spk, vocoded: asked.append((spk, vocoded)) or Fake(0.0), {"ann": "p226"})
     assert asked == [("p225", False), ("p226", False), ("ann", False), ("p226", False)]  # other kinds: no WORLD
+
+
+@needs_fsdd
+def test_recogniser_hears_each_utterance_as_a_fresh_one_whatever_came_before() -> None:
+    from vqaudio.audio import load_audio
+    from vqaudio.evaluate.recognize import WordRecognizer
+
+    digits = "zero one two three four five six seven eight nine".split()
+    wavs = [load_audio(f, 16000) for f in sorted(FSDD.glob("*/*_[0-9]_1[0-9].wav"))[::4][:40]]
+    rec = WordRecognizer(digits)
+    forward = [rec.recognize(w) for w in wavs]
+    assert [rec.recognize(w) for w in wavs[::-1]][::-1] == forward  # 3 of 80 changed before the reset
+    assert [WordRecognizer(digits).recognize(w) for w in wavs[:8]] == forward[:8]

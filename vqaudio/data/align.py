@@ -162,8 +162,14 @@ def _shift(intervals: list[Interval], duration: float) -> list[Interval]:
 
 
 def decode_pcm(d, pcm: bytes) -> bool:
-    """Run PocketSphinx decoder `d` over 16-bit PCM `pcm`; False when it fails."""
+    """Run PocketSphinx decoder `d` over 16-bit PCM `pcm`; False when it fails.
+
+    The front end is re-initialised first: PocketSphinx otherwise carries feature state from one utterance to the
+    next, and the same audio was heard differently after different audio (3 of 80 FSDD digits changed their
+    hypothesis when the list was recognised in reverse; with the reset, none, and every hypothesis is a fresh
+    decoder's; `tests/evaluate/test_real.py`)."""
     try:
+        d.reinit_feat()
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
         d.end_utt()
