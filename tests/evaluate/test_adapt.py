@@ -76,7 +76,7 @@ def test_mllr_transform_helps_pocketsphinx_hear_an_espeak_voice(tmp_path: Path) 
     from vqaudio.data.synth import SPEAKERS, render_utterance
     from vqaudio.evaluate.recognize import WordRecognizer
 
-    voice = next(s for s in SPEAKERS if s.id == "p235")  # en-gb-scotland+m7: the model hears 4 of its 10 digits
+    voice = next(s for s in SPEAKERS if s.id == "p235")  # en-gb-scotland+m7: the model hears 3 of its 10 digits
     sentences = generate_sentences(40, seed=3)
     wavs = [render_utterance(s, voice).audio for s in sentences]
     adapter = adapt.SpeakerAdapter(tmp_path)
@@ -86,7 +86,7 @@ def test_mllr_transform_helps_pocketsphinx_hear_an_espeak_voice(tmp_path: Path) 
     digits = [render_utterance(d, voice).audio for d in DIGITS]
     plain, adapted = WordRecognizer(DIGITS), WordRecognizer(DIGITS, mllr=done.mllr)
     heard = [sum(r.recognize(w) == [d] for w, d in zip(digits, DIGITS, strict=True)) for r in (plain, adapted)]
-    assert heard[1] >= heard[0] + 3, heard  # 4 -> 9 of 10 when measured
+    assert heard[1] >= heard[0] + 3, heard  # 3 -> 9 of 10 when measured
 
 
 @needs_tools
@@ -120,3 +120,19 @@ def test_a_failed_transform_leaves_that_speaker_unadapted_and_says_so(monkeypatc
     assert "bob 0 s (0) failed, unadapted" in heard.adapted_seconds_note(made)
     assert heard.adapt_recognizers(0, "real", "data", [], [], DIGITS, 1, 8000, None) == ({}, {"skipped": "off "
                                                                                              "(--adapt-seconds 0)"})
+
+
+def test_bw_log_skips_are_read_from_each_of_its_messages() -> None:
+    log = ("utt>     0   u00000  100 ...\n"
+           'ERROR: "baum_welch.c", line 324: u00001 ignored\n'
+           "WARN: utt u00002 too short\n"
+           "ERROR: Skipped utterance 'u00003'\n"
+           "INFO: u00004 aligned fine\n")
+    ids = {f"u{i:05d}" for i in range(5)}
+    assert adapt._skipped(log, ids) == {"u00001", "u00002", "u00003"}
+
+
+def test_sendump_of_the_other_byte_order_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sendump").write_bytes(struct.pack(">i", 6) + b"title\0")
+    with pytest.raises(DataError, match="little-endian"):
+        adapt.read_sendump(tmp_path / "sendump")

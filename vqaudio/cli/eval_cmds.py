@@ -129,7 +129,11 @@ def evaluate_real(
                        targets=[t.strip() for t in targets.split(",") if t.strip()] or None, n_targets=n_targets,
                        seed=seed, f0=f0, gv_strength=gv_strength, gv_scale=gv_scale, adapt_seconds=adapt_seconds)
     results = run_real_evaluation(real_dir, data_dir, model, out, opts)
-    if adapt_seconds > 0 and "skipped" in results["adaptation"]:
-        warn(f"speaker-adapted recognition skipped: {results['adaptation']['skipped']}")
+    adaptation = results["adaptation"]
+    if adapt_seconds > 0 and "skipped" in adaptation:
+        warn(f"speaker-adapted recognition skipped: {adaptation['skipped']}")
+    for name, made in adaptation.get("speakers", {}).items():
+        if "error" in made:
+            warn(f"{name} heard unadapted: {made['error']}")
     print_tables(real_tables(results))
     typer.echo(f"wrote {out}/real.json and real.md")

@@ -1,14 +1,14 @@
 """Speaker-adapted recognition: one MLLR transform of PocketSphinx's US-English model per speaker.
 
 PocketSphinx's model hears some voices far worse than others: eSpeak NG's voices of the embedded corpus saying the
-digits 48% against real speakers' 76% (egs/vctk/RESULTS.md, "Speaker-adapted recognition"), so the word accuracy of
+digits 45% against real speakers' 75% (egs/vctk/RESULTS.md, "Speaker-adapted recognition"), so the word accuracy of
 a conversion into such a voice measures the recogniser's trouble with the voice as much as the content the codes
 carried. Speaker adaptation is the standard remedy (Leggetter & Woodland 1995, MLLR): one affine transform of the
 model's Gaussian means per speaker, estimated from some of its transcribed speech by sphinxtrain's `bw`
 (Baum-Welch counts) and `mllr_solve`, applied by PocketSphinx when decoding (`WordRecognizer(mllr=...)`).
 
-Every speaker gets the same amount of adaptation speech (`seconds`), counted over the utterances `bw` could align
-to their transcripts (a voice far from the model's fails to align more of its utterances, so it is offered more).
+Every speaker is offered its utterances in the order given and adapted on those `bw` aligns to their transcripts
+until `seconds` of audio is reached (the last may pass it); a voice far from the model's may align fewer than that.
 PocketSphinx's bundled model keeps its mixture weights only as a quantised `sendump` and its model definition in
 binary; `bw` reads `mixture_weights` and a text definition, so `prepare_model` writes that copy once per adapter.
 
@@ -64,6 +64,8 @@ def read_sendump(path: str | os.PathLike) -> np.ndarray:
         at += 4
         return struct.unpack_from("<i", raw, at - 4)[0]
 
+    if not 0 < struct.unpack_from("<i", raw)[0] < 1000:
+        raise DataError(f"{path}: not a little-endian PocketSphinx sendump")
     for i in range(1000):  # title, format description, then "name value" strings up to a zero length
         n = int32()
         if n == 0 and i >= 2:
@@ -131,8 +133,9 @@ class SpeakerAdapter:
         self.known = {line.split(maxsplit=1)[0] for line in self.dictionary.read_text().splitlines() if line.strip()}
 
     def transform(self, name: str, wavs: list[np.ndarray], words: list[list[str]], seconds: float) -> Adaptation:
-        """MLLR transform of speaker `name` from up to `seconds` of its utterances (float [T] at 16 kHz, in the
-        order given) that `bw` aligns to their `words`; utterances with a word outside the dictionary are skipped."""
+        """MLLR transform of speaker `name` from its utterances (float [T] at 16 kHz, in the order given) that `bw`
+        aligns to their `words`, taken until `seconds` of audio is reached; utterances with a word outside the
+        dictionary are skipped."""
         folder = self.work / "speakers" / _safe(name)
         feats = folder / "feats"
         feats.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,8 @@ class SpeakerAdapter:
         _run([_tool("sphinx_fe"), "-argfile", str(self.model / "feat.params"), "-samprate", str(SAMPLE_RATE),
               "-c", str(folder / "all.ids"), "-di", str(feats), "-do", str(feats), "-ei", "wav", "-eo", "mfc",
               "-mswav", "yes"], folder / "fe.log")
-        aligned = self._aligned(folder, "all", ids, {uid: words[i] for i, uid in zip(usable, ids, strict=True)})
+        texts = {uid: words[i] for i, uid in zip(usable, ids, strict=True)}
+        aligned = self._aligned(folder, "all", ids, texts)
         chosen, total = [], 0.0
         for i, uid in zip(usable, ids, strict=True):
             if uid in aligned and total < seconds:
@@ -154,7 +158,7 @@ class SpeakerAdapter:
                 total += len(wavs[i]) / SAMPLE_RATE
         if not chosen:
             return Adaptation(None, 0, 0.0)
-        self._aligned(folder, "chosen", chosen, {uid: words[int(uid[1:])] for uid in chosen})
+        self._aligned(folder, "chosen", chosen, {uid: texts[uid] for uid in chosen})
         mllr = folder / "mllr_matrix"
         _run([_tool("mllr_solve"), "-meanfn", str(self.model / "means"), "-varfn", str(self.model / "variances"),
               "-outmllrfn", str(mllr), "-accumdir", str(folder / "chosen.acc")], folder / "mllr_solve.log")
@@ -173,8 +177,17 @@ class SpeakerAdapter:
                     "-dictfn", str(self.dictionary), "-fdictfn", str(self.model / "noisedict"),
                     "-ctlfn", str(folder / f"{tag}.ids"), "-lsnfn", str(folder / f"{tag}.trans"),
                     "-cepdir", str(folder / "feats"), "-accumdir", str(acc), "-timing", "no"], folder / f"{tag}.log")
-        ignored = {line.split()[-2] for line in log.splitlines() if line.rstrip().endswith(" ignored")}
-        return set(ids) - ignored
+        return set(ids) - _skipped(log, set(ids))
+
+
+def _skipped(log: str, ids: set[str]) -> set[str]:
+    """Utterance ids `bw` left out, by its log: "u0003 ignored" (no alignment), "utt u0003 too short", "Skipped
+    utterance 'u0003'"."""
+    out = set()
+    for line in log.splitlines():
+        if "ignored" in line or "too short" in line or "Skipped" in line:
+            out.update(t for t in line.replace("'", " ").replace('"', " ").split() if t in ids)
+    return out
 
 
 def _feat_params(path: Path) -> dict[str, str]:
@@ -184,6 +197,7 @@ def _feat_params(path: Path) -> dict[str, str]:
 
 
 def _tool(name: str) -> str:
+    """`find_tool(name)`, or one line naming its Debian package."""
     path = find_tool(name)
     if path is None:
         raise DataError(f"speaker adaptation needs {name} (Debian package {TOOLS[name]})")
@@ -200,14 +214,17 @@ def _run(cmd: list[str], log: Path) -> str:
 
 
 def _write_wav(path: Path, wav: np.ndarray) -> None:
+    """16-bit PCM WAV of `wav` [T] at 16 kHz, for sphinx_fe."""
     import soundfile as sf
 
     sf.write(path, np.clip(wav, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
+    """A sphinxtrain control or transcript file: one line each."""
     path.write_text("".join(f"{line}\n" for line in lines))
 
 
 def _safe(name: str) -> str:
+    """A speaker name as a folder name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "speaker"

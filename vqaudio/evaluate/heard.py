@@ -18,6 +18,7 @@ hear conversions 2 points better than transforms from the raw voices, whose klat
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class RealUtterance:
     wav: np.ndarray
 
 
+FAILURES = (DataError, OSError, RuntimeError, ValueError, struct.error)  # a speaker's adaptation failing this way
 POOL = 4  # utterances offered to a speaker's adaptation: up to POOL x adapt_seconds of audio (bw aligns only some)
 
 
@@ -102,7 +104,7 @@ def adapt_recognizers(seconds: float, real_dir: str | os.PathLike, data_dir: str
     and, with `vocode` (WORLD copies at `sample_rate`, the vocoder kind), from their copies; each model voice in
     `voices` from its train utterances, copied by `vocode` when given; `seconds` of speech each (0: no adaptation).
     Also what each transform was made of. ({}, {"skipped": why}) when adaptation is off or its tools are missing."""
-    from vqaudio.evaluate.adapt import Adaptation, SpeakerAdapter, missing_packages
+    from vqaudio.evaluate.adapt import SpeakerAdapter, missing_packages
     from vqaudio.evaluate.recognize import WordRecognizer
 
     if seconds <= 0:
@@ -116,18 +118,19 @@ def adapt_recognizers(seconds: float, real_dir: str | os.PathLike, data_dir: str
     with tempfile.TemporaryDirectory(prefix="vqaudio-mllr-") as work:
         try:
             adapter = SpeakerAdapter(work)
-        except DataError as e:  # a broken install: the plain figures stand, the reason is recorded
-            return {}, {"skipped": str(e)}
+        except FAILURES as e:  # a broken install: the plain figures stand, the reason is recorded
+            return {}, {"skipped": f"{type(e).__name__}: {e}" if not isinstance(e, DataError) else str(e)}
         for pools, vocoded in jobs:
             for speaker, (wavs, texts) in pools.items():
                 heard = vocode(wavs) if vocoded and vocode else wavs
                 name = f"{speaker} (WORLD copies)" if vocoded else speaker
                 try:
                     done = adapter.transform(name, [to_16k(w, sample_rate) for w in heard], texts, seconds)
-                except DataError as e:  # this speaker is heard unadapted; said in `made`
-                    done, made[name] = Adaptation(None, 0, 0.0), {"utterances": 0, "seconds": 0.0, "error": str(e)}
-                recognizers[(speaker, vocoded)] = WordRecognizer(words, max_words=max_words, mllr=done.mllr)
-                made.setdefault(name, {"utterances": done.utterances, "seconds": round(done.seconds, 1)})
+                    recognizers[(speaker, vocoded)] = WordRecognizer(words, max_words=max_words, mllr=done.mllr)
+                    made[name] = {"utterances": done.utterances, "seconds": round(done.seconds, 1)}
+                except FAILURES as e:  # this speaker is heard unadapted; said in `made`
+                    recognizers[(speaker, vocoded)] = WordRecognizer(words, max_words=max_words)
+                    made[name] = {"utterances": 0, "seconds": 0.0, "error": str(e) or type(e).__name__}
     return recognizers, {"seconds": seconds, "speakers": made}
 
 

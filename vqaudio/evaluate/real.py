@@ -249,6 +249,9 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     sr, hop, rate = loaded.sample_rate, loaded.hop_length, loaded.sample_rate / loaded.hop_length
     targets = choose_targets(loaded, DataDir.load(Path(data_dir) / "train").speakers, opts.targets, opts.n_targets)
     scored, rest = read_real_set(real_dir, opts, sr, hop)
+    clash = sorted({r.speaker for r in scored} & set(loaded.speakers))
+    if clash:  # the speaker-ID's classes and the recognisers' transforms are keyed by name
+        raise DataError(f"{real_dir}: real speaker {', '.join(clash)} has the name of a model voice; rename its folder")
     train = load_split(loaded, data_dir, "train", per_speaker=opts.train_per_speaker)
     voices = [s for s in loaded.speakers if s in {train.data.utt2spk[u] for u in train.utterances}]
     judges = fit_judges(sr, [train.wavs[u] for u in train.utterances],
