@@ -172,7 +172,9 @@ def test_evaluate_real_refuses_bad_adaptation_seconds(tmp_path: Path, seconds: s
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_evaluate_real_refuses_a_real_speaker_named_like_a_model_voice(tmp_path: Path) -> None:
+def tiny_model_and_real(tmp_path: Path, recordings: dict[str, int]) -> Path:
+    """A tiny untrained model (voices p225, p226) at tmp_path/m.pt, its data folder (returned), and
+    tmp_path/real/<speaker>/ with `recordings[speaker]` synthetic recordings saying "one"."""
     import soundfile as sf
     import torch
     from helpers.tiny_models import tiny_config
@@ -184,10 +186,16 @@ def test_evaluate_real_refuses_a_real_speaker_named_like_a_model_voice(tmp_path:
     data = make_data_root(tmp_path / "data", utts=1, seconds=0.3)
     torch.manual_seed(0)
     save_model(tmp_path / "m.pt", build_vqvae(tiny_config(), 2), tiny_config(), ["p225", "p226"], {})
-    (tmp_path / "real" / "p225").mkdir(parents=True)
-    for i in range(3):
-        sf.write(tmp_path / "real" / "p225" / f"p225_{i}.wav", synthetic_wav(i, 0.3, 120.0), 16000)
-        (tmp_path / "real" / "p225" / f"p225_{i}.txt").write_text("one")
+    for spk, n in recordings.items():
+        (tmp_path / "real" / spk).mkdir(parents=True)
+        for i in range(n):
+            sf.write(tmp_path / "real" / spk / f"{spk}_{i}.wav", synthetic_wav(i, 0.3, 120.0), 16000)
+            (tmp_path / "real" / spk / f"{spk}_{i}.txt").write_text("one")
+    return data
+
+
+def test_evaluate_real_refuses_a_real_speaker_named_like_a_model_voice(tmp_path: Path) -> None:
+    data = tiny_model_and_real(tmp_path, {"p225": 3})
     result = runner.invoke(app, ["evaluate-real", str(tmp_path / "real"), str(data), "--model",
                                  str(tmp_path / "m.pt"), "--convert-per-speaker", "1", "--id-per-speaker", "1",
                                  "--n-targets", "1"])
@@ -196,22 +204,7 @@ def test_evaluate_real_refuses_a_real_speaker_named_like_a_model_voice(tmp_path:
 
 
 def test_evaluate_real_refuses_a_speaker_with_too_few_recordings(tmp_path: Path) -> None:
-    import soundfile as sf
-    import torch
-    from helpers.tiny_models import tiny_config
-    from helpers.train_fixtures import synthetic_wav
-
-    from vqaudio.models import build_vqvae
-    from vqaudio.models.io import save_model
-
-    data = make_data_root(tmp_path / "data", utts=1, seconds=0.3)
-    torch.manual_seed(0)
-    save_model(tmp_path / "m.pt", build_vqvae(tiny_config(), 2), tiny_config(), ["p225", "p226"], {})
-    for spk, n in (("ann", 3), ("bob", 1)):
-        (tmp_path / "real" / spk).mkdir(parents=True)
-        for i in range(n):
-            sf.write(tmp_path / "real" / spk / f"{spk}_{i}.wav", synthetic_wav(i, 0.3, 120.0), 16000)
-            (tmp_path / "real" / spk / f"{spk}_{i}.txt").write_text("one")
+    data = tiny_model_and_real(tmp_path, {"ann": 3, "bob": 1})
     result = runner.invoke(app, ["evaluate-real", str(tmp_path / "real"), str(data), "--model",
                                  str(tmp_path / "m.pt"), "--convert-per-speaker", "1", "--n-targets", "1"])
     assert result.exit_code == 1 and "too few recordings of bob" in result.output, result.output
