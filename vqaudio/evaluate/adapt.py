@@ -1,11 +1,12 @@
 """Speaker-adapted recognition: one MLLR transform of PocketSphinx's US-English model per speaker.
 
 PocketSphinx's model hears some voices far worse than others: eSpeak NG's voices of the embedded corpus saying the
-digits 45% against real speakers' 75% (egs/vctk/RESULTS.md, "Speaker-adapted recognition"), so the word accuracy of
-a conversion into such a voice measures the recogniser's trouble with the voice as much as the content the codes
-carried. Speaker adaptation is the standard remedy (Leggetter & Woodland 1995, MLLR): one affine transform of the
-model's Gaussian means per speaker, estimated from some of its transcribed speech by sphinxtrain's `bw`
-(Baum-Welch counts) and `mllr_solve`, applied by PocketSphinx when decoding (`WordRecognizer(mllr=...)`).
+digits 45% against real speakers' 75% (egs/vctk/RESULTS.md, "The recogniser kept state; speaker-adapted
+recognition"), so the word accuracy of a conversion into such a voice measures the recogniser's trouble with the
+voice as much as the content the codes carried. Speaker adaptation is the standard remedy (Leggetter & Woodland
+1995, MLLR): one affine transform of the model's Gaussian means per speaker, estimated from some of its transcribed
+speech by sphinxtrain's `bw` (Baum-Welch counts) and `mllr_solve`, applied by PocketSphinx when decoding
+(`WordRecognizer(mllr=...)`).
 
 Every speaker is offered its utterances in the order given and adapted on those `bw` aligns to their transcripts
 until `seconds` of audio is reached (the last may pass it); a voice far from the model's may align fewer than that.

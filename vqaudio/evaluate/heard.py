@@ -8,8 +8,9 @@ estimated through the channel it is heard through: a source with the real speake
 vocoder kind, whose output WORLD renders, a WORLD copy of a source with the real speaker's from WORLD copies of its
 recordings, and a reconstruction or conversion with its voice's from WORLD copies of the voice's utterances (analysis
 and synthesis, no model: the transform learns the voice and the vocoder, not the model's errors). Measured on
-held-out FSDD digits (egs/vctk/RESULTS.md, "Speaker-adapted recognition"): the voices' transforms from WORLD copies
-hear conversions 2 points better than transforms from the raw voices, whose klatt voice p230 lost 3-6 points.
+held-out FSDD digits (egs/vctk/RESULTS.md, "The recogniser kept state; speaker-adapted recognition"): the voices'
+transforms from WORLD copies hear conversions 1.9 points better than transforms from the raw voices, with which
+the Klatt voice p230's reconstructions lost 2.8 points.
 
     heard = Heard(16000, scored, pairs, convs, recon, copies)
     heard.word_figures(lambda speaker, vocoded: plain_recognizer, nearest)
@@ -31,6 +32,7 @@ from vqaudio.errors import DataError
 
 if TYPE_CHECKING:
     from vqaudio.evaluate.recognize import WordRecognizer
+
 
 @dataclass
 class RealUtterance:
