@@ -70,11 +70,11 @@ def test_real_tables_leave_out_the_world_copy_row_for_other_kinds() -> None:
     assert any(r.startswith("WORLD copy") for r in rows)
 
 
-def real_subset(root: Path, per_speaker: int = 5) -> Path:
+def real_subset(root: Path, per_speaker: int = 5, pattern: str = "*_[0-4]_0.wav") -> Path:
     """The first `per_speaker` recordings (and transcripts) of two FSDD speakers, copied under `root`."""
     for spk in ("george", "jackson"):
         (root / spk).mkdir(parents=True)
-        for wav in sorted((FSDD / spk).glob("*_[0-4]_0.wav"))[:per_speaker]:
+        for wav in sorted((FSDD / spk).glob(pattern))[:per_speaker]:
             shutil.copy(wav, root / spk / wav.name)
             shutil.copy(wav.with_suffix(".txt"), root / spk / wav.with_suffix(".txt").name)
     return root
@@ -101,10 +101,10 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
                                  "--max-steps", "3"])
     assert result.exit_code == 0, result.output
     shutil.copytree(data / "dev", data / "test")  # held-out speech of the voices, for the judges' control
-    real = real_subset(tmp_path / "real")
+    real = real_subset(tmp_path / "real", 14, "*_[0-9]_[01].wav")  # 12 to enrol each speaker's own voice from
     out = tmp_path / "out"
     result = runner.invoke(app, ["evaluate-real", str(real), str(data), "--model", str(tmp_path / "exp" / "model.pt"),
-                                 "--out", str(out), "--convert-per-speaker", "2", "--id-per-speaker", "3",
+                                 "--out", str(out), "--convert-per-speaker", "2", "--id-per-speaker", "12",
                                  "--n-targets", "2", "--f0", "normalized", "--gv-strength", "1",
                                  "--gv-scale", "utterance", "--adapt-seconds", "5"])
     assert result.exit_code == 0, result.output
@@ -115,8 +115,13 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     assert set(figures["speaker_id"]["classes"]) == {"george", "jackson", "p225", "p226"}
     for name in ("conversion_as_target", "conversion_as_source", "real_source_accuracy"):
         assert 0.0 <= figures["speaker_id"][name] <= 1.0
-    for name in ("source", "reconstruction", "conversion"):
+    for name in ("source", "reconstruction", "reconstruction_own_voice", "conversion"):
         assert figures["word_accuracy"][name] <= 1.0
+    enrolled = figures["enrolled"]  # each real speaker's own voice, from its 12 unscored 8 kHz recordings
+    assert enrolled.keys() == {"george", "jackson"}, enrolled
+    assert all(e["utterances"] == 12 and e["seconds"] >= 3 and not e["envelope_statistics"] for e in enrolled.values())
+    assert "own voice, enrolled" in (out / "real.md").read_text()
+    assert figures["model"]["speakers"] == 2  # counted before the enrolments
     assert figures["word_accuracy"]["world_copy"] is not None  # quick is the vocoder kind
     from vqaudio.evaluate.adapt import missing_packages
 
@@ -137,7 +142,7 @@ def test_evaluate_real_runs_end_to_end(tmp_path: Path) -> None:
     assert sum(by_target.values()) / 2 == pytest.approx(figures["word_accuracy"]["conversion"])  # 4 each, 1 word
     assert "by target" in (out / "real.md").read_text()
     sid = figures["speaker_id"]
-    assert sid["judge"] == "duration-matched" and 0 < sid["voice_pieces"] <= 2 * 3  # at most --id-per-speaker each
+    assert sid["judge"] == "duration-matched" and 0 < sid["voice_pieces"] <= 2 * 12  # at most --id-per-speaker each
     for judge in (sid, sid["whole_utterance"]):  # both judges and their controls
         for name in ("conversion_as_target", "real_source_accuracy", "voice_pieces_accuracy",
                      "world_copy_as_source", "world_copy_as_voice"):
@@ -237,7 +242,10 @@ def test_heard_recognises_each_audio_with_the_recognizer_of_the_voice_it_speaks_
     heard.word_figures(lambda spk, vocoded: asked.append((spk, vocoded)) or Fake(0.0), {"ann": "p226"})
     assert asked == [("p225", True), ("p226", True), ("ann", False), ("ann", True), ("p226", True)]  # conversions,
     # then sources (as recorded), WORLD copies and reconstructions (WORLD's output: the vocoder kind)
-    heard.copies, asked[:] = None, []
+    heard.own_voice, asked[:] = [wav("ann")], []  # the reconstruction in the speaker's own enrolled voice
+    got = heard.word_figures(lambda spk, vocoded: asked.append((spk, vocoded)) or Fake(marks[spk]), {"ann": "p226"})
+    assert asked[-1] == ("ann", True) and got["reconstruction_own_voice"] == 1.0  # heard as a WORLD copy of ann
+    heard.own_voice, heard.copies, asked[:] = None, None, []
     heard.word_figures(lambda spk, vocoded: asked.append((spk, vocoded)) or Fake(0.0), {"ann": "p226"})
     assert asked == [("p225", False), ("p226", False), ("ann", False), ("p226", False)]  # other kinds: no WORLD
 

@@ -194,3 +194,32 @@ def test_refusals(setup, enrolled, tmp_path) -> None:
 def test_enrolled_voices_are_not_mixed(setup, enrolled, tmp_path) -> None:
     second = enroll(enrolled["path"], "new2", [setup["voice"]], tmp_path / "two.pt", steps=2)
     assert list(second.mixture) == load_model(setup["model"]).speakers  # new1 is not among them
+
+
+def test_band_limited_recordings_enrol_without_envelope_statistics(setup, enrolled, tmp_path) -> None:
+    """Recordings through an 8 kHz line (the voice's files resampled to 8 kHz and written so): the voice is
+    enrolled, but its postfilter statistics, learnt from envelopes without the top of the band, are not (NaN
+    variance, zero bias: the postfilter off for it); the full-band enrolment learnt them. The CLI says so in one
+    warning line."""
+    import librosa
+
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    for f in sorted(setup["voice"].iterdir()):
+        wav, sr = sf.read(f, dtype="float32")
+        sf.write(phone / f.name, librosa.resample(wav, orig_sr=sr, target_sr=8000), 8000)
+    full = load_model(enrolled["path"])
+    assert full.extra["enrolled"]["new1"]["envelope_statistics"] is True
+    assert torch.isfinite(full.model.decoder.speaker_envelope[-1]).all()
+    result = runner.invoke(app, ["enroll", "phone1", str(phone), "--model", str(setup["model"]),
+                                 "--out", str(tmp_path / "m.pt"), "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "band-limited to ~3.9 kHz" in warnings[0] and "postfilter off" in warnings[0], warnings
+    narrow = load_model(tmp_path / "m.pt")
+    record = narrow.extra["enrolled"]["phone1"]
+    assert record["envelope_statistics"] is False and 3500 < record["band_hz"] < 4200, record
+    row = narrow.model.decoder.speaker_envelope[-1]
+    assert torch.isnan(row[0]).all() and torch.equal(row[1], torch.zeros_like(row[1]))
+    out = codec.convert(codec.load_codec(tmp_path / "m.pt", "cpu"), [synthetic_wav(9, 0.7, 140.0)], "phone1")[0]
+    assert np.isfinite(out).all() and np.abs(out).max() > 0

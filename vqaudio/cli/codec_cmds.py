@@ -140,3 +140,6 @@ def enroll_cmd(
     console.print(f"wrote {out}: '{name}' enrolled from {len(result.files)} file(s), {result.seconds:.1f} s of speech, "
                   f"{result.steps} steps, final loss {result.final_loss:.4f}; nearest voice {nearest} "
                   f"({result.mixture[nearest]:.0%} of the mixture)", highlight=False)
+    if not result.envelope_statistics:
+        warn(f"the recordings are band-limited to ~{result.band_hz / 1000:.1f} kHz: '{name}' keeps the postfilter off "
+             "(its envelope statistics need full-band speech)")

@@ -66,6 +66,7 @@ class Heard:
     conversions: list[np.ndarray]
     reconstructions: list[np.ndarray]
     copies: list[np.ndarray] | None  # WORLD copies of the sources (vocoder kind only)
+    own_voice: list[np.ndarray] | None = None  # reconstructions in each real speaker's enrolled voice (vocoder kind)
 
     def word_figures(self, recognizer: Callable[[str, bool], WordRecognizer], nearest: dict[str, str]
                      ) -> dict[str, Any]:
@@ -88,6 +89,10 @@ class Heard:
                            if self.copies is not None else None),
             "reconstruction": word_accuracy(refs, [hear(nearest[r.speaker], rendered, w) for r, w in
                                                    zip(self.scored, self.reconstructions, strict=True)]),
+            # in the speaker's own (enrolled) voice: heard as a WORLD copy of that speaker
+            "reconstruction_own_voice": (word_accuracy(refs, [hear(r.speaker, True, w) for r, w in
+                                                              zip(self.scored, self.own_voice, strict=True)])
+                                         if self.own_voice is not None else None),
             "conversion": word_accuracy([r.words for r, _ in self.pairs], conv),
             "conversion_by_target": {t: word_accuracy([r.words for r, tt in self.pairs if tt == t],
                                                       [h for (_, tt), h in zip(self.pairs, conv, strict=True)

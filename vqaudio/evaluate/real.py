@@ -191,6 +191,33 @@ def _judge_figures(clf, convs: list[np.ndarray], pairs: list, scored: list[RealU
     }
 
 
+def _own_voice(loaded: LoadedModel, scored: list[RealUtterance], rest: list[RealUtterance],
+               codes: dict[str, np.ndarray], opts: RealOptions) -> tuple[list[np.ndarray] | None, dict[str, Any]]:
+    """Reconstructions of the scored utterances in each real speaker's own voice, enrolled (`vqaudio enroll`'s
+    `enroll_wavs`, the default steps and opts.seed) from its speaker-ID recordings, which are never scored: what the
+    codec gives a user who enrols the speaker. Vocoder kind only ((None, {}) otherwise). Enrols into `loaded`, so it
+    runs after everything that lists the model's voices. A speaker with too little speech to enrol: (None,
+    {"skipped": why})."""
+    from vqaudio.errors import VQAudioError
+    from vqaudio.training.enroll import enroll_wavs, nearest_voice
+
+    if loaded.model.kind != "vocoder":
+        return None, {}
+    enrolled = {}
+    for spk in dict.fromkeys(r.speaker for r in scored):
+        own = [r for r in rest if r.speaker == spk]
+        try:
+            record = enroll_wavs(loaded, spk, [r.wav for r in own], [r.utt for r in own], seed=opts.seed)
+        except VQAudioError as err:  # too little speech to enrol (a few short recordings): no own-voice figure
+            return None, {"skipped": f"{spk}: {err}"}
+        enrolled[spk] = {"utterances": len(own), "seconds": record["seconds"],
+                         "nearest": nearest_voice(record["mixture"]),
+                         "envelope_statistics": record["envelope_statistics"], "band_hz": record["band_hz"]}
+    recon = decode_codes(loaded, [codes[r.utt] for r in scored], [r.speaker for r in scored], seed=opts.seed,
+                         label="own voice", sources=[r.wav for r in scored], f0_mode=opts.f0)
+    return recon, enrolled
+
+
 def _nearest_voices(clf, rest: list[RealUtterance], voices: list[str]) -> dict[str, str]:
     """For each real speaker, the model voice with the highest mean speaker-ID probability over its utterances."""
     out = {}
@@ -272,6 +299,8 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     recon = decode_codes(loaded, [codes[r.utt] for r in scored], [nearest[r.speaker] for r in scored],
                          seed=opts.seed, label="reconstruct", sources=[r.wav for r in scored], f0_mode=opts.f0)
     copies = world_copies(loaded, [r.wav for r in scored])
+    summary, decoding = model_summary(loaded, model_path), decoding_summary(loaded, opts.f0)  # before the enrolments
+    own_voice, enrolled = _own_voice(loaded, scored, rest, codes, opts)
     rec = WordRecognizer(sorted({w for r in scored + rest for w in r.words}),
                          max_words=max(len(r.words) for r in scored + rest))
     labels = _align(scored, sr)
@@ -286,15 +315,15 @@ def run_real_evaluation(real_dir: str | os.PathLike, data_dir: str | os.PathLike
     def probe(c: dict[str, np.ndarray], lab: dict[str, list[str]]) -> float:
         return P.probe_accuracy(mapping, c, lab, rate) if mapping and lab else float("nan")
 
-    heard = Heard(sr, scored, pairs, convs, recon, copies)
+    heard = Heard(sr, scored, pairs, convs, recon, copies, own_voice)
     adapted, adaptation = adapt_recognizers(
         opts.adapt_seconds, real_dir, data_dir, scored, sorted(set(targets) | set(nearest.values())), rec.words,
         rec.max_words, sr, (lambda wavs: world_copies(loaded, wavs)) if copies is not None else None)
     results = {
-        "model": model_summary(loaded, model_path), "options": opts, "real_dir": str(real_dir),
+        "model": summary, "options": opts, "real_dir": str(real_dir),
         "real_speakers": sorted({r.speaker for r in scored}), "scored_utterances": len(scored),
         "speaker_id_utterances": len(rest), "targets": targets, "conversions": len(pairs),
-        "nearest_voice": nearest, "decoding": decoding_summary(loaded, opts.f0),
+        "nearest_voice": nearest, "enrolled": enrolled, "decoding": decoding,
         "speaker_id": {
             "classes": clf.speakers, "judge": "duration-matched", "voice_pieces": judges.pieces,
             **_judge_figures(clf, convs, pairs, scored, copies, held_out, voices),
@@ -339,6 +368,7 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
     rows = [("real source", "source", fmt(probe["source"], percent=True)),
             ("WORLD copy (roughly the vocoder's ceiling)", "world_copy", ""),
             ("reconstruction (nearest voice)", "reconstruction", ""),
+            ("reconstruction (own voice, enrolled)", "reconstruction_own_voice", ""),
             ("conversions", "conversion", fmt(probe["conversion_reencoded"], percent=True) + " (re-encoded)")]
     for label, key, probed in rows:
         if words.get(key) is not None:
@@ -352,6 +382,13 @@ def real_tables(results: dict[str, Any]) -> list[Table]:
     content.notes.append(f"{results['scored_utterances']} real utterances scored, {probe['aligned_utterances']} "
                          f"force-aligned; nearest voices: "
                          + ", ".join(f"{k} -> {v}" for k, v in results["nearest_voice"].items()))
+    if (results.get("enrolled") or {}).get("skipped"):
+        content.notes.append(f"own voice not enrolled: {results['enrolled']['skipped']}")
+    elif results.get("enrolled"):
+        content.notes.append("own voice: each real speaker enrolled from its speaker-ID recordings (not scored): "
+                             + ", ".join(f"{k} {v['seconds']:.0f} s, nearest {v['nearest']}"
+                                         + ("" if v["envelope_statistics"] else ", postfilter off (band-limited)")
+                                         for k, v in results["enrolled"].items()))
     if results.get("decoding"):
         content.notes.append("vocoder decoding: F0 {f0_mode}, postfilter strength {gv_strength} ({gv_scale} scale)"
                              .format(**{"gv_scale": "utterance", **results["decoding"]}))

@@ -6,10 +6,13 @@ kind's WORLD-feature loss) on the given audio, whose codes the frozen encoder gi
 standard deviation (for F0 mapping) and its envelope statistics for the postfilter come from the same audio: the
 global variance of its envelope coefficients, and an output bias, the mean difference between its real envelopes
 and what the decoder makes of its codes with the learnt row (what a frozen decoder's embedding cannot reach in a
-voice it never produced; egs/vctk/RESULTS.md). The postfilter scales an enrolled voice by each utterance's own
-variance, not by a reference of the voice (`vocoder.gv_scale`): its decoded speech is a mixture of the trained voices',
-over-smoothed about twice as much as theirs, and conversions into it measured better so (egs/vctk/RESULTS.md, "The
-postfilter's scale from the voice").
+voice it never produced; egs/vctk/RESULTS.md). Not from band-limited audio (an 8 kHz phone recording): its envelopes
+lack the top of the band, and a bias and variance learnt from them rendered real speakers' digits unintelligible
+(PocketSphinx 11% against 69% without them; egs/vctk/RESULTS.md, sixteenth session); such a voice keeps the
+postfilter off (`envelope_statistics` False in its record, `band_hz` the audio's bandwidth). The postfilter scales
+an enrolled voice by each utterance's own variance, not by a reference of the voice (`vocoder.gv_scale`): its decoded
+speech is a mixture of the trained voices', over-smoothed about twice as much as theirs, and conversions into it
+measured better so (egs/vctk/RESULTS.md, "The postfilter's scale from the voice").
 The result is a new model file that knows every old speaker, unchanged, plus the new one:
 
     result = enroll("vqvae.pt", "alice", ["alice/"], "with_alice.pt", seed=0)
@@ -36,6 +39,7 @@ from vqaudio.models.io import LoadedModel
 from vqaudio.models.vocoder import envelope_statistics, lf0_statistics, unknown_envelope
 
 MIN_SECONDS = 3.0  # of active speech
+FULL_BAND = 0.9  # enrolment audio this share of the model's Nyquist wide or more gives the postfilter's statistics
 ACTIVE_DB = 40.0  # 20 ms frames within this many dB of the loudest count as speech
 
 
@@ -52,6 +56,8 @@ class EnrollResult:
     identity: str
     losses: list[float] = field(default_factory=list)
     mixture: dict[str, float] = field(default_factory=dict)  # weight of each trained voice in the new row
+    band_hz: float = 0.0  # the enrolment audio's bandwidth (median over its files)
+    envelope_statistics: bool = True  # False: band-limited audio, the voice's postfilter statistics not learnt
 
     @property
     def nearest_voice(self) -> str:
@@ -243,6 +249,20 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     Deterministic for a given seed.
     """
     from vqaudio.audio import load_audio
+
+    _check_model(loaded, name, replace)
+    if steps < 1:
+        raise VQAudioError(f"enrolment steps must be >= 1, got {steps}")
+    files = audio_files(audio)
+    wavs = [load_audio(f, loaded.sample_rate, min_samples=loaded.hop_length) for f in files]
+    return enroll_wavs(loaded, name, wavs, [str(f) for f in files], steps, lr, seed, replace, on_step)
+
+
+def enroll_wavs(loaded: LoadedModel, name: str, wavs: list[np.ndarray], files: list[str], steps: int = 300,
+                lr: float = 0.1, seed: int = 0, replace: bool = False,
+                on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """`enroll_voice` on waveforms [T] at the model's rate (`files`: what they came from, for the record)."""
+    from vqaudio.audio import bandwidth_hz
     from vqaudio.data.world import WorldSettings, analyze
     from vqaudio.inference.codec import encode
     from vqaudio.inference.vocode import forget_postfilter_reference
@@ -251,8 +271,6 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     if steps < 1:
         raise VQAudioError(f"enrolment steps must be >= 1, got {steps}")
     torch.manual_seed(seed)
-    files = audio_files(audio)
-    wavs = [load_audio(f, loaded.sample_rate, min_samples=loaded.hop_length) for f in files]
     seconds = sum(active_seconds(w, loaded.sample_rate) for w in wavs)
     if seconds < MIN_SECONDS:
         raise VQAudioError(f"only {seconds:.1f} s of usable speech in {len(files)} file(s); enrolment needs at least "
@@ -271,10 +289,15 @@ def enroll_voice(loaded: LoadedModel, name: str, audio: list[str | os.PathLike],
     stats = lf0_statistics(np.concatenate(feats), settings)
     if stats is not None:
         model.decoder.speaker_lf0[row] = torch.tensor(stats)
-    model.decoder.speaker_envelope[row] = torch.as_tensor(_envelope_row(loaded, codes, feats, row), dtype=torch.float32)
+    band = float(np.median([bandwidth_hz(w, loaded.sample_rate) for w in wavs]))
+    full_band = band >= FULL_BAND * loaded.sample_rate / 2
+    model.decoder.speaker_envelope[row] = (
+        torch.as_tensor(_envelope_row(loaded, codes, feats, row), dtype=torch.float32) if full_band
+        else unknown_envelope(1, model.decoder.speaker_envelope.shape[-1])[0])
     forget_postfilter_reference(loaded, name)  # the utterance's scale for it (a --replace'd voice's record is stale)
-    record = {"files": [str(f) for f in files], "seconds": round(seconds, 2), "steps": steps, "lr": lr,
-              "seed": seed, "final_loss": float(np.mean(losses[-max(1, steps // 10):])), "mixture": mixture}
+    record = {"files": list(files), "seconds": round(seconds, 2), "steps": steps, "lr": lr,
+              "seed": seed, "final_loss": float(np.mean(losses[-max(1, steps // 10):])), "mixture": mixture,
+              "band_hz": round(band), "envelope_statistics": full_band}
     loaded.extra["enrolled"] = {**dict(loaded.extra.get("enrolled") or {}), name: record}
     nearest = nearest_voice(mixture)
     loaded.speaker_info[name] = (f"enrolled from {len(files)} file(s), {seconds:.0f} s of speech; nearest voice "
@@ -304,4 +327,5 @@ def enroll(model_path: str | os.PathLike | None, name: str, audio: list[str | os
     record = enroll_voice(loaded, name, audio, steps, lr, seed, replace, on_step)
     identity = save_enrolled(loaded, out_path)
     return EnrollResult(name, record["files"], record["seconds"], steps, record["final_loss"], Path(out_path),
-                        identity, record["losses"], record["mixture"])
+                        identity, record["losses"], record["mixture"], record["band_hz"],
+                        record["envelope_statistics"])
