@@ -215,7 +215,8 @@ def test_band_limited_recordings_enrol_without_envelope_statistics(setup, enroll
                                  "--out", str(tmp_path / "m.pt"), "--steps", "5"])
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
-    assert len(warnings) == 1 and "band-limited to ~3.9 kHz" in warnings[0] and "postfilter off" in warnings[0], warnings
+    assert len(warnings) == 1, warnings
+    assert "band-limited to ~3.9 kHz" in warnings[0] and "postfilter off" in warnings[0], warnings
     narrow = load_model(tmp_path / "m.pt")
     record = narrow.extra["enrolled"]["phone1"]
     assert record["envelope_statistics"] is False and 3500 < record["band_hz"] < 4200, record
