@@ -141,6 +141,7 @@ def normalize_level(wav: np.ndarray, target_db: float | None, sample_rate: int =
 SILENT_DB = -50.0  # speech level (dBFS) below which an input is called near-silent
 CLIPPED_SHARE = 0.001  # share of samples in flat runs at the peak above which an input is called clipped
 BAND_FLOOR_DB = 60.0  # spectrum this far below its peak counts as empty (bandwidth estimate)
+FULL_BAND = 0.9  # a bandwidth this share of the model's Nyquist frequency or more counts as full band
 
 
 def bandwidth_hz(wav: np.ndarray, sample_rate: int) -> float:
@@ -177,7 +178,7 @@ def input_warnings(wav: np.ndarray, sample_rate: int, model_rate: int = DEFAULT_
     if not level > SILENT_DB:
         return [f"near-silent (speech level {level:.0f} dBFS); the codes will say little"]
     band = min(bandwidth_hz(wav, sample_rate), sample_rate / 2)
-    if band < 0.9 * model_rate / 2:
+    if band < FULL_BAND * model_rate / 2:
         out.append(f"band-limited to ~{band / 1000:.1f} kHz (the model codes {model_rate / 2000:.0f} kHz); "
                    "expect duller output")
     share = clipped_share(wav)

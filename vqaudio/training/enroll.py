@@ -39,7 +39,6 @@ from vqaudio.models.io import LoadedModel
 from vqaudio.models.vocoder import envelope_statistics, lf0_statistics, unknown_envelope
 
 MIN_SECONDS = 3.0  # of active speech
-FULL_BAND = 0.9  # enrolment audio this share of the model's Nyquist wide or more gives the postfilter's statistics
 ACTIVE_DB = 40.0  # 20 ms frames within this many dB of the loudest count as speech
 
 
@@ -262,7 +261,7 @@ def enroll_wavs(loaded: LoadedModel, name: str, wavs: list[np.ndarray], files: l
                 lr: float = 0.1, seed: int = 0, replace: bool = False,
                 on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """`enroll_voice` on waveforms [T] at the model's rate (`files`: what they came from, for the record)."""
-    from vqaudio.audio import bandwidth_hz
+    from vqaudio.audio import FULL_BAND, bandwidth_hz
     from vqaudio.data.world import WorldSettings, analyze
     from vqaudio.inference.codec import encode
     from vqaudio.inference.vocode import forget_postfilter_reference
