@@ -42,6 +42,18 @@ def losses(exp: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in map(json.loads, lines) if r["kind"] == "train"]
 
 
+def same_numbers(a: object, b: object) -> bool:
+    """Nested dicts / lists equal in structure, their numbers to a relative 1e-5 (torch's float reductions may sum
+    in another order from run to run)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_numbers(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_numbers(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return bool(np.isclose(a, b, rtol=1e-5, atol=0.0))
+    return a == b
+
+
 def test_copy_targets_put_the_own_voice_first_then_distinct_other_voices() -> None:
     speakers = np.array([0, 1, 2, 3, 1, 0])
     targets = copy_targets(speakers, 4, 3, seed=0)
@@ -59,7 +71,8 @@ def test_the_copies_are_the_models_reconstruction_and_conversions(data: Path, wh
     task = vqvae_task(data, quick_config(*TWO_PHASES), show_progress=False)
     ds = task.train_data
     out = make_decoded_copies(loaded, ds, 2, 0, np.zeros((2, len(ds.samples)), np.int16), show_progress=False)
-    assert loaded.extra["postfilter"] == recorded  # measured first, as training records it at the end
+    # measured first, as training records it at the end (the same statistics, up to float summation order)
+    assert same_numbers(loaded.extra["postfilter"], recorded)
     targets = copy_targets(ds.speaker_index, 3, 2, 0)
     for u in (0, len(ds) - 1):
         a, b = ds.offsets[u], ds.offsets[u + 1]
