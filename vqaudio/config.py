@@ -168,11 +168,14 @@ class PerturbConfig:
     +-`gain_db`.
     `decoded_from` (0 = never): from this fraction of the run on, the speaker copies are remade by the model itself,
     its reconstruction and conversions to other training voices (`vqaudio.training.decoded`).
+    `readings` (0 = none): parallel readings of each training utterance's transcript by that many other eSpeak NG
+    voices, aligned to it and drawn like the copies (`vqaudio.data.readings`; they stay when the copies are remade).
     """
 
     speaker: float = 0.0
     copies: int = 4
     decoded_from: float = 0.0
+    readings: int = 0
     pitch_semitones: float = 4.0
     formant_warp: float = 0.12
     channel: float = 0.0

@@ -29,6 +29,7 @@ from vqaudio.audio import INT16_SCALE, level_gain, load_audio, to_int16
 from vqaudio.config import PerturbConfig
 from vqaudio.data.kaldi import DataDir
 from vqaudio.data.perturb import channel, speaker_copies
+from vqaudio.data.readings import parallel_readings
 from vqaudio.data.world import WorldSettings, cache_key, split_features
 from vqaudio.errors import DataError
 from vqaudio.fileio import files_digest, load_array_pair, save_array_pair
@@ -136,9 +137,9 @@ class SegmentDataset:
                                 "of frames per utterance")
             self.frame_offsets = np.concatenate([[0], np.cumsum(features.frames)])
         self.perturbation = perturbation
-        if perturbation is not None and perturbation.copies is not None \
-                and perturbation.copies.shape[1] != len(self.samples):
-            raise DataError("perturbation copies must be laid out like the samples ([copies, S])")
+        if perturbation is not None and any(rows is not None and rows.shape[1] != len(self.samples)
+                                            for rows in (perturbation.copies, perturbation.readings)):
+            raise DataError("perturbation copies and readings must be laid out like the samples ([rows, S])")
 
     @classmethod
     def from_waveforms(cls, audio: list[np.ndarray], speaker_index: list[int], segment_samples: int,
@@ -161,8 +162,9 @@ class SegmentDataset:
         `level_db`: each utterance is scaled to this speech level (`vqaudio.audio.level_gain`) as it is drawn.
         `world`: the windows come with WORLD features (`vqaudio.data.world.split_features`, cached in the data
         dir's `world/` folder, analysed on both cores the first time).
-        `perturb`: training windows come with perturbed encoder inputs (`Batch.inputs`); its speaker copies need
-        `world` and are kept beside the features (`vqaudio.data.perturb.speaker_copies`).
+        `perturb`: training windows come with perturbed encoder inputs (`Batch.inputs`); its speaker copies and
+        parallel readings need `world` and are kept beside the features (`vqaudio.data.perturb.speaker_copies`,
+        `vqaudio.data.readings.parallel_readings`: the readings read the data dir's `text`).
         """
         data = DataDir.load(path)
         index = {s: i for i, s in enumerate(speakers)}
@@ -183,13 +185,18 @@ class SegmentDataset:
             features = FrameFeatures(values, frames, world.frame_samples)
         perturbation = None
         if perturb is not None and (perturb.speaker > 0 or perturb.channel > 0):
-            copies = None
+            copies = readings = None
             if perturb.speaker > 0:
                 if features is None:
                     raise DataError("perturb.speaker needs the vocoder decoder kind (WORLD features)")
-                copies = speaker_copies(features.values, features.frames, lengths, world, perturb, seed,
-                                        cache_key(paths, world), Path(path) / "world", Path(path).name, show_progress)
-            perturbation = Perturbation(perturb, sample_rate, copies)
+                where = (cache_key(paths, world), Path(path) / "world", Path(path).name, show_progress)
+                copies = speaker_copies(features.values, features.frames, lengths, world, perturb, seed, *where)
+                if perturb.readings > 0:
+                    readings = parallel_readings(features.values, features.frames, lengths,
+                                                 [data.text.get(u, "") for u in utts],
+                                                 [data.utt2spk[u] for u in utts], speakers, world, perturb, seed,
+                                                 *where)
+            perturbation = Perturbation(perturb, sample_rate, copies, readings)
         return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed, features, gains,
                    perturbation)
 
@@ -251,19 +258,24 @@ class SegmentDataset:
 
 class Perturbation:
     """The encoder's perturbed inputs of a batch: per window, with chance `cfg.speaker` the same span of one of the
-    utterance's WORLD copies (int16 [copies, S], laid out like the samples), then with chance `cfg.channel` a random
-    channel (`vqaudio.data.perturb.channel`)."""
+    utterance's WORLD copies (int16 [copies, S], laid out like the samples) or parallel readings (int16
+    [readings, S], likewise), each row equally likely, then with chance `cfg.channel` a random channel
+    (`vqaudio.data.perturb.channel`)."""
 
-    def __init__(self, cfg: PerturbConfig, sample_rate: int, copies: np.ndarray | None = None):
-        self.cfg, self.sample_rate, self.copies = cfg, sample_rate, copies
+    def __init__(self, cfg: PerturbConfig, sample_rate: int, copies: np.ndarray | None = None,
+                 readings: np.ndarray | None = None):
+        self.cfg, self.sample_rate, self.copies, self.readings = cfg, sample_rate, copies, readings
 
     def inputs(self, wav: np.ndarray, rng: np.random.Generator, spans: list[tuple[int, int]]) -> Tensor:
         """wav float32 [B, T] (the clean windows), spans [(first sample in the store, samples taken)] per window ->
         the encoder's inputs float32 [B, T] (a new array; `wav` is not touched)."""
         out = wav.copy()
+        rows = [r for r in (self.copies, self.readings) if r is not None]
+        n_rows = sum(len(r) for r in rows)
         for i, (base, take) in enumerate(spans):
-            if self.copies is not None and rng.random() < self.cfg.speaker:
-                copy = self.copies[int(rng.integers(len(self.copies)))]
+            if n_rows and rng.random() < self.cfg.speaker:
+                k = int(rng.integers(n_rows))
+                copy = rows[0][k] if k < len(rows[0]) else rows[1][k - len(rows[0])]
                 out[i] = 0.0
                 out[i, :take] = copy[base:base + take] / INT16_SCALE
             if rng.random() < self.cfg.channel:

@@ -11,7 +11,8 @@ survives the perturbation (the words) and drop what it changes (the channel, the
   axis warped (a vocal-tract-length change), as in information-perturbation voice conversion training (Choi et al.
   2021, NANSY): the codes of a voice and of the same words in a shifted voice should agree, so the speaker has to
   come from the decoder's speaker embedding. The copies are vocoded audio too, so the encoder also learns to code
-  WORLD output (what re-encoding a conversion gives it).
+  WORLD output (what re-encoding a conversion gives it). With `readings`, the parallel readings of
+  `vqaudio.data.readings` (the same words from other voices, aligned) are drawn among the copies.
 
 Every draw comes from the `numpy.random.Generator` passed in, so a training batch stays a pure function of
 (seed, rank, step).
@@ -49,6 +50,8 @@ def check(cfg: PerturbConfig) -> None:
         raise ConfigError(f"perturb.decoded_from is a fraction of the run in [0, 1), got {cfg.decoded_from}")
     if cfg.decoded_from > 0 and cfg.speaker <= 0:
         raise ConfigError("perturb.decoded_from remakes the speaker copies: it needs perturb.speaker > 0")
+    if cfg.readings < 0 or (cfg.readings > 0 and cfg.speaker <= 0):
+        raise ConfigError(f"perturb.readings must be >= 0, and > 0 only with perturb.speaker > 0, got {cfg.readings}")
     if len(cfg.snr_db) != 2 or cfg.snr_db[0] > cfg.snr_db[1]:
         raise ConfigError(f"perturb.snr_db must be [low, high] dB, got {cfg.snr_db}")
     if cfg.pitch_semitones < 0 or not 0 <= cfg.formant_warp < 1 or cfg.gain_db < 0 or cfg.eq_db < 0:
@@ -168,36 +171,45 @@ def speaker_copies(values: np.ndarray, frames: np.ndarray, lengths: np.ndarray, 
     dataset's samples. Made on both cores with a progress bar; with `cache` (a folder), kept in
     `cache/copies-<name>-<features_key>-<tag>.npy` (tag: a hash of the copies' settings and the seed)."""
     settings = {k: v for k, v in asdict(cfg).items() if k in ("copies", "pitch_semitones", "formant_warp")}
-    tag = hashlib.sha256(json.dumps([settings, seed], sort_keys=True).encode()).hexdigest()[:8]
-    lengths = np.asarray(lengths, np.int64)
-    if cache is not None:
-        stem = f"copies-{name}-{features_key}-{tag}"
-        values_path, index_path = cache / f"{stem}.npy", cache / f"{stem}.lengths.npy"
-        cached = load_array_pair(values_path, index_path)
-        if cached is not None and np.array_equal(cached[1], lengths):
-            return cached[0]
-    offsets, starts = np.concatenate([[0], np.cumsum(frames)]), np.concatenate([[0], np.cumsum(lengths)])
+    offsets = np.concatenate([[0], np.cumsum(frames)])
     jobs = [(values[offsets[u]:offsets[u + 1]], int(lengths[u]), copy_settings(cfg, seed, u), world)
             for u in range(len(lengths))]
-    shape = (cfg.copies, int(starts[-1]))
+    return rows_per_utterance(_copies_of, jobs, lengths, cfg.copies, "copies", [settings, seed], features_key,
+                              cache, name, f"speaker perturbation: {cfg.copies} WORLD copies of {name}",
+                              show_progress)
+
+
+def rows_per_utterance(fn, jobs: list, lengths: np.ndarray, rows: int, kind: str, settings: object,
+                       features_key: str, cache: Path | None, name: str, label: str,
+                       show_progress: bool | None) -> np.ndarray:
+    """int16 [rows, sum(lengths)]: `fn(job)` (int16 [rows, lengths[u]]) of each utterance's job, on both cores with
+    the progress bar `label`, laid out like the dataset's samples. With `cache` (a folder), kept in
+    `cache/<kind>-<name>-<features_key>-<tag>.npy` (tag: a hash of `settings`, JSON) and read from there when its
+    lengths match; made afresh, it is written utterance by utterance into a memory-mapped file (a VCTK-size set never
+    sits in memory twice), then renamed into place, and the same kind of older features (the audio changed) goes."""
+    tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    lengths = np.asarray(lengths, np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    shape = (rows, int(starts[-1]))
     if cache is None:
-        return _fill(np.zeros(shape, np.int16), jobs, starts, name, cfg, show_progress)
-    # written utterance by utterance into a memory-mapped file (a VCTK-size set never sits in memory twice), then
-    # renamed into place; copies of older features of these settings (the audio changed) go, others stay
+        return _fill(np.zeros(shape, np.int16), fn, jobs, starts, label, show_progress)
+    stem = f"{kind}-{name}-{features_key}-{tag}"
+    values_path, index_path = cache / f"{stem}.npy", cache / f"{stem}.lengths.npy"
+    cached = load_array_pair(values_path, index_path)
+    if cached is not None and np.array_equal(cached[1], lengths):
+        return cached[0]
     with atomic_path(values_path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape)
-        _fill(out, jobs, starts, name, cfg, show_progress).flush()
+        _fill(out, fn, jobs, starts, label, show_progress).flush()
         del out
     save_array_pair(values_path, index_path, None, lengths,
-                    cache.glob(f"copies-{name}-{features_key.split('-')[0]}-*-{tag}*.npy"))
+                    cache.glob(f"{kind}-{name}-{features_key.split('-')[0]}-*-{tag}*.npy"))
     return load_array_pair(values_path, index_path)[0]
 
 
-def _fill(out: np.ndarray, jobs: list, starts: np.ndarray, name: str, cfg: PerturbConfig,
-          show_progress: bool | None) -> np.ndarray:
-    """Put each utterance's copies (`_copies_of`, on both cores) at its samples' place in `out` [copies, S]."""
-    parts = pool_map(_copies_of, jobs, f"speaker perturbation: {cfg.copies} WORLD copies of {name}",
-                     show_progress=show_progress)
-    for u, part in enumerate(parts):
+def _fill(out: np.ndarray, fn, jobs: list, starts: np.ndarray, label: str, show_progress: bool | None
+          ) -> np.ndarray:
+    """Put each utterance's rows (`fn(job)`, on both cores) at its samples' place in `out` [rows, S]."""
+    for u, part in enumerate(pool_map(fn, jobs, label, show_progress=show_progress)):
         out[:, starts[u]:starts[u + 1]] = part
     return out
