@@ -152,14 +152,21 @@ def copy_settings(cfg: PerturbConfig, seed: int, utterance: int) -> list[tuple[f
     return [(float(2.0 ** (st / 12.0)), float(w)) for st, w in zip(semitones, warps, strict=True)]
 
 
+def resynthesize_at_level(feats: np.ndarray, world: WorldSettings, length: int, f0_scale: float = 1.0,
+                          warp: float = 1.0) -> np.ndarray:
+    """float32 [length]: WORLD synthesis of `feats` [N, dims] (`vqaudio.data.world.synthesize`, F0 x `f0_scale`,
+    envelope warped by `warp`) scaled to the settings' speech level `world.level_db`."""
+    wav = synthesize(feats, world, length, f0_scale=f0_scale, warp=warp)
+    wav *= level_gain(wav, world.level_db, world.sample_rate)
+    return wav
+
+
 def _copies_of(job: tuple[np.ndarray, int, list[tuple[float, float]], WorldSettings]) -> np.ndarray:
     """int16 [copies, length]: WORLD resyntheses of one utterance's features, each at the settings' speech level."""
     feats, length, settings, world = job
     out = np.zeros((len(settings), length), np.int16)
     for i, (f0_scale, warp) in enumerate(settings):
-        wav = synthesize(feats, world, length, f0_scale=f0_scale, warp=warp)
-        wav *= level_gain(wav, world.level_db, world.sample_rate)
-        out[i] = to_int16(wav)
+        out[i] = to_int16(resynthesize_at_level(feats, world, length, f0_scale, warp))
     return out
 
 

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from vqaudio.audio import level_gain, to_int16
+from vqaudio.audio import to_int16
 from vqaudio.config import PerturbConfig
 from vqaudio.data import espeak
-from vqaudio.data.perturb import copy_settings, rows_per_utterance
+from vqaudio.data.perturb import copy_settings, resynthesize_at_level, rows_per_utterance
 from vqaudio.data.synth import SPEAKERS, SpeakerVoice, render_utterance
-from vqaudio.data.world import WorldSettings, analyze, synthesize
+from vqaudio.data.world import WorldSettings, analyze
 from vqaudio.errors import DataError
 
 READINGS_VERSION = 1  # part of the cache tag: bump when a reading is made differently
@@ -46,7 +47,8 @@ ALIGN_DIMS = slice(1, 25)  # coded-envelope coefficients the alignment compares 
 def reading_voices(speakers: list[str]) -> list[SpeakerVoice]:
     """The voices that read: the embedded voices named like `speakers` (the model's training speakers), or all of
     them when none is."""
-    named = [v for v in SPEAKERS if v.id in set(speakers)]
+    wanted = set(speakers)
+    named = [v for v in SPEAKERS if v.id in wanted]
     return named or list(SPEAKERS)
 
 
@@ -86,15 +88,13 @@ def read_aligned(text: str, voice: SpeakerVoice, feats: np.ndarray, length: int,
     spoken = render_utterance(text, voice, world.sample_rate).audio
     # DIO for the reading's F0: eSpeak's voicing is clean, and Harvest would triple the time of a reading
     theirs = analyze(spoken, replace(world, f0_method="dio"))
-    warped = theirs[align_frames(feats[:, ALIGN_DIMS], theirs[:, ALIGN_DIMS])]
-    wav = synthesize(warped, world, length)
-    return wav * np.float32(level_gain(wav, world.level_db, world.sample_rate))
+    return resynthesize_at_level(theirs[align_frames(feats[:, ALIGN_DIMS], theirs[:, ALIGN_DIMS])], world, length)
 
 
 def _readings_of(job: tuple[str, list[SpeakerVoice], np.ndarray, int, WorldSettings, tuple[float, float]]
                  ) -> np.ndarray:
-    """int16 [readings, length]: one utterance's readings (a speaker copy with `fallback` settings for each reading
-    eSpeak could not make)."""
+    """int16 [readings, length]: one utterance's readings (its speaker copy with settings (f0_scale, warp) for each
+    reading eSpeak could not make)."""
     text, voices, feats, length, world, (f0_scale, warp) = job
     out = np.zeros((len(voices), length), np.int16)
     for r, voice in enumerate(voices):
@@ -102,16 +102,13 @@ def _readings_of(job: tuple[str, list[SpeakerVoice], np.ndarray, int, WorldSetti
             wav = read_aligned(text, voice, feats, length, world) if text.strip() else None
         except DataError:
             wav = None
-        if wav is None:
-            wav = synthesize(feats, world, length, f0_scale=f0_scale, warp=warp)
-            wav *= level_gain(wav, world.level_db, world.sample_rate)
-        out[r] = to_int16(wav)
+        out[r] = to_int16(wav if wav is not None else resynthesize_at_level(feats, world, length, f0_scale, warp))
     return out
 
 
 def parallel_readings(values: np.ndarray, frames: np.ndarray, lengths: np.ndarray, texts: list[str],
                       speaker_ids: list[str], speakers: list[str], world: WorldSettings, cfg: PerturbConfig,
-                      seed: int, features_key: str, cache=None, name: str = "train",
+                      seed: int, features_key: str, cache: Path | None = None, name: str = "train",
                       show_progress: bool | None = None) -> np.ndarray:
     """int16 [cfg.readings, sum(lengths)]: the parallel readings of every utterance (features `values`
     [sum frames, F] end to end, `frames` [U], `lengths` [U] samples, transcripts `texts` [U], speakers `speaker_ids`
