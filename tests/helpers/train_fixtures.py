@@ -30,13 +30,13 @@ def make_data_root(root: Path, speakers: tuple[str, ...] = ("p225", "p226"), utt
     """Write `root/{train,dev}` Kaldi data dirs and `root/speakers.tsv` of synthetic flac files; returns `root`."""
     audio = root / "audio"
     audio.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "dev") if dev else ("train",):
+    for k, split in enumerate(("train", "dev") if dev else ("train",)):
         wav_scp, utt2spk = {}, {}
         for s, spk in enumerate(speakers):
             for u in range(utts):
                 utt = f"{spk}_{split}{u:03d}"
-                path = audio / f"{utt}.flac"
-                sf.write(path, synthetic_wav(hash((s, u, split)) % 1000, seconds * (1 + 0.5 * (u % 2)),
+                path = audio / f"{utt}.flac"  # seeded by position: the same audio in every process
+                sf.write(path, synthetic_wav(1000 * s + 2 * u + k, seconds * (1 + 0.5 * (u % 2)),
                                              110.0 * (s + 1)), SAMPLE_RATE)
                 wav_scp[utt], utt2spk[utt] = str(path), spk
         DataDir(path=root / split, wav_scp=wav_scp, utt2spk=utt2spk).save()
