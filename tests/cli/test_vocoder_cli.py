@@ -54,6 +54,18 @@ def trained(tmp_path_factory) -> dict:
             "records": records, "wav": wav}
 
 
+def test_training_stopped_by_the_clock_says_so(trained) -> None:
+    """max_minutes before max_steps: the model is written, exit 0, and one warning names the unfinished schedule."""
+    exp = trained["root"] / "exp_clock"
+    result = run("train", trained["root"] / "data", exp, "--config", "quick", "--set", "train.threads=1",
+                 "--set", "train.batch_size=2", "--set", "train.segment_samples=1024", "--set",
+                 "train.max_minutes=0.0001", "--max-steps", "50")
+    assert result.exit_code == 0, result.output
+    assert (exp / "model.pt").exists() and "(max_minutes)" in result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "of 50, before its learning-rate schedule ended" in warning[0], result.stderr
+
+
 def test_training_logs_the_feature_losses_without_nan(trained) -> None:
     train = [r for r in trained["records"] if r["kind"] == "train"]
     valid = [r for r in trained["records"] if r["kind"] == "valid"]

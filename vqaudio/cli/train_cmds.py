@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from vqaudio.cli.app import app, command, fail
+from vqaudio.cli.codec_cmds import warn
 
 
 @command(app, "train")
@@ -39,6 +40,10 @@ def train_command(
     valid = "".join(f"; valid {k} {result.valid[k]:.4f}" for k in ("nll", "recon") if k in result.valid)
     console.print(f"step {result.step} ({result.stop_reason}): {losses}{valid}; model {result.model_path}",
                   highlight=False, soft_wrap=True)
+    if result.stop_reason == "max_minutes":  # the schedule is the step budget's: this model is not the config's
+        warn(f"train.max_minutes ({cfg.train.max_minutes:g}) stopped training at step {result.step} of "
+             f"{cfg.train.max_steps}, before its learning-rate schedule ended: re-run with train.max_minutes raised "
+             "(0: no limit) to finish it")
     if result.stop_reason == "interrupted":
         fail(f"interrupted at step {result.step}; checkpoint written, re-run the same command to resume", 130)
 
