@@ -40,7 +40,7 @@ def train_command(
     valid = "".join(f"; valid {k} {result.valid[k]:.4f}" for k in ("nll", "recon") if k in result.valid)
     console.print(f"step {result.step} ({result.stop_reason}): {losses}{valid}; model {result.model_path}",
                   highlight=False, soft_wrap=True)
-    if result.stop_reason == "max_minutes":  # the schedule is the step budget's: this model is not the config's
+    if result.stop_reason == "max_minutes" and result.step < cfg.train.max_steps:  # the schedule is the steps'
         warn(f"train.max_minutes ({cfg.train.max_minutes:g}) stopped training at step {result.step} of "
              f"{cfg.train.max_steps}, before its learning-rate schedule ended: re-run with train.max_minutes raised "
              "(0: no limit) to finish it")
