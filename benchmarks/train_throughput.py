@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -32,15 +33,17 @@ import torch
 from vqaudio.config import Config, apply_override, load_config
 from vqaudio.data.kaldi import DataDir
 from vqaudio.models import build_vqvae, count_parameters
+from vqaudio.phones import PHONES
 from vqaudio.training.vqvae import train_vqvae
 
 SPEAKERS = ("s01", "s02", "s03", "s04")
 
 
 def synthetic_data(root: Path, seconds: float, sample_rate: int) -> Path:
-    """Two utterances per speaker of harmonic signals with noise (throughput does not depend on content)."""
+    """Two utterances per speaker of harmonic signals with noise (throughput does not depend on content), with
+    random 10 ms phone labels for configs that train the phone head (`model.phone_loss`, as `mini` does)."""
     rng = np.random.default_rng(0)
-    wav_scp, utt2spk = {}, {}
+    wav_scp, utt2spk, phone_ali = {}, {}, {}
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     for s, spk in enumerate(SPEAKERS):
         for u in range(2):
@@ -49,7 +52,8 @@ def synthetic_data(root: Path, seconds: float, sample_rate: int) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(path, wav.astype(np.float32), sample_rate)
             wav_scp[f"{spk}_{u:03d}"], utt2spk[f"{spk}_{u:03d}"] = str(path), spk
-    DataDir(root / "train", wav_scp, utt2spk).save()
+            phone_ali[f"{spk}_{u:03d}"] = [PHONES[i] for i in rng.integers(0, len(PHONES), math.ceil(seconds * 100))]
+    DataDir(root / "train", wav_scp, utt2spk, phone_ali=phone_ali).save()
     return root
 
 

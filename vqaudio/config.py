@@ -115,6 +115,8 @@ class ModelConfig:
     input_level_db: float | None = None  # speech level (dBFS, loudest half of 20 ms frames) inputs are scaled to
     speaker_adversary: float = 0.0  # weight of a gradient-reversal speaker classifier on z_q (0 = none)
     utterance_adversary: float = 0.0  # the same on each window's pooled z_q statistics (mean, std over time)
+    phone_loss: float = 0.0  # weight of a linear phone classifier on z_e, trained on the train split's phone_ali
+    # (41 phones, vqaudio.models.adversary.PhoneHead; 0 = none, the codes learnt without labels as in the paper)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     vq: VQConfig = field(default_factory=VQConfig)
     decoder: WaveNetConfig = field(default_factory=WaveNetConfig)

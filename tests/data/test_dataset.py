@@ -11,6 +11,7 @@ from helpers.train_fixtures import make_data_root
 from vqaudio.data.dataset import SegmentDataset, read_speaker_info, resolve_data_dir
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import DataError
+from vqaudio.phones import PHONE_TO_ID, PHONES
 
 
 def constant_dataset(segment: int = 256) -> SegmentDataset:
@@ -104,3 +105,39 @@ def test_the_audio_cache_is_reused_and_renewed(tmp_path):
                                            cache=cache)
     assert not isinstance(renewed.samples, np.memmap) and renewed.lengths[-1] == 4000
     assert len(list(cache.glob("train-*.npy"))) == 2  # the stale cache was replaced
+
+
+def test_phone_labels_follow_each_code_of_a_window():
+    """PhoneFrames.window: the 10 ms label at each code's centre (hop 128 at 16 kHz), -1 past the labels."""
+    from vqaudio.data.dataset import PhoneFrames
+
+    labels = [[PHONES[i % 39] for i in range(12)], None]
+    frames = PhoneFrames.from_labels(labels, 16000, hop=128)
+    assert frames.label_samples == 160 and list(frames.frames) == [12, 0]
+    # code centres 384, 512, 640, 768, 896 samples -> label frames 2, 3, 4, 4, 5
+    assert list(frames.window(0, 320, 5)) == [2, 3, 4, 4, 5]
+    # centres 1600, 1728, 1856 -> 10, 10, 11; 1856, 1984, 2112 -> 11, then past the 12 labels
+    assert list(frames.window(0, 1536, 3)) == [10, 10, 11]
+    assert list(frames.window(0, 1792, 3)) == [11, -1, -1]
+    assert list(frames.window(1, 0, 4)) == [-1, -1, -1, -1]
+
+
+def test_windows_carry_phone_labels_from_the_data_dir(tmp_path):
+    """from_data_dir(phone_hop=...): every window has one phone id per code; an utterance without labels gives -1;
+    a data dir without any labels is refused in one line."""
+    root = make_data_root(tmp_path / "data", speakers=("p225", "p226"), utts=2, dev=False)
+    data = DataDir.load(root / "train")
+    data.phone_ali = {u: ["AA"] * 40 + ["S"] * 40 for u in data.utterances if data.utt2spk[u] == "p225"}
+    data.save()
+    ds = SegmentDataset.from_data_dir(root / "train", ["p225", "p226"], 1280, 16000, phone_hop=128)
+    batch = ds.batch(0, 16)
+    assert batch.phones.shape == (16, 10) and batch.phones.dtype == torch.long
+    labelled = batch.speaker == 0
+    assert labelled.any() and (~labelled).any()
+    assert torch.all(batch.phones[~labelled] == -1)
+    ids = {PHONE_TO_ID["AA"], PHONE_TO_ID["S"], -1}  # -1 only past the 0.8 s of labels
+    assert set(batch.phones[labelled].unique().tolist()) <= ids and (batch.phones[labelled] >= 0).any()
+    assert SegmentDataset.from_data_dir(root / "train", ["p225", "p226"], 1280, 16000).batch(0, 2).phones is None
+    bare = make_data_root(tmp_path / "bare", dev=False)
+    with pytest.raises(DataError, match="no phone labels"):
+        SegmentDataset.from_data_dir(bare / "train", ["p225", "p226"], 1280, 16000, phone_hop=128)

@@ -108,3 +108,17 @@ def test_context_features_repeat_edges_within_each_utterance():
     assert x[0, ::2].tolist() == [1, 1, 2]  # first frame of "a": left edge repeats
     assert x[11, ::2].tolist() == [2, 3, 3]  # last frame of "a": right edge repeats, never reaches "b"
     assert x[12, ::2].tolist() == [7, 7, 8]
+
+
+def test_the_report_says_when_the_codes_were_trained_with_phone_labels():
+    """A model trained with the phone head (model.phone_loss) gets a note that its probe is not unsupervised."""
+    rng = np.random.default_rng(0)
+    lab_tr, code_tr = _utterances(rng)
+    lab_te, code_te = _utterances(rng)
+    codebook = rng.standard_normal((128, 4)).astype(np.float32)
+    report = probe.probe_report(probe.LabelledCodes("train", code_tr, lab_tr, codebook),
+                                [probe.LabelledCodes("test", code_te, lab_te, codebook)], 25.0, 128, max_frames=500)
+    report.model = {"codebook_size": 128, "code_rate": 25.0, "phone_loss": 0.0}
+    assert not any("phone labels" in n for n in probe.probe_tables(report)[0].notes)
+    report.model["phone_loss"] = 1.0
+    assert any("trained with phone labels" in n for n in probe.probe_tables(report)[0].notes)

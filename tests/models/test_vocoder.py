@@ -312,3 +312,31 @@ def test_model_files_leave_the_adversary_out(tmp_path) -> None:
     codes = model.encode(0.2 * torch.randn(1, 1024))
     assert torch.equal(loaded.model.decode_features(codes, torch.tensor([0])),
                        model.decode_features(codes, torch.tensor([0])))
+
+
+def test_phone_head_adds_its_weighted_cross_entropy_and_stays_out_of_model_files(tmp_path) -> None:
+    """model.phone_loss: a linear phone classifier on z_e whose cross-entropy (times the weight) joins the loss,
+    trained with the encoder; frames labelled -1 do not count; model files leave it out and load without it."""
+    cfg = load_config("quick", ["model.phone_loss=0.5"])
+    torch.manual_seed(0)
+    model = build_vqvae(cfg.model, 3)
+    hop, fs = model.hop_length, model.decoder.settings.frame_samples
+    wav, speakers = 0.2 * torch.randn(2, 8 * hop), torch.tensor([0, 2])
+    phones = torch.randint(0, 41, (2, 8))
+    phones[1, 4:] = -1
+    out = model(wav, speakers, fake_features(model, 8 * hop // fs), phones=phones)
+    assert 0.0 <= out.parts["phone_accuracy"] <= 1.0 and out.parts["phone_ce"] > 0
+    assert torch.allclose(out.loss, out.recon + out.vq_loss + 0.5 * out.parts["phone_ce"])
+    ce, _ = model.phone_head(model.encoder(wav[:, None, :]), phones)
+    ce.backward()  # the head's gradient reaches the encoder (it asks z_e for linearly readable phones)
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    assert any(float(p.grad.abs().sum()) > 0 for p in model.encoder.parameters())
+    unlabelled, _ = model.phone_head(model.encoder(wav[:, None, :]), torch.full((2, 8), -1))
+    assert float(unlabelled.detach()) == 0.0
+    assert not hasattr(build_vqvae(load_config("quick").model, 3), "phone_head")
+    assert not hasattr(build_vqvae(cfg.model, 3, training=False), "phone_head")
+    with pytest.raises(ConfigError, match="phone_loss"):
+        build_vqvae(load_config("quick", ["model.phone_loss=-1"]).model, 3)
+    save_model(tmp_path / "m.pt", model, cfg.model, ["a", "b", "c"])
+    loaded = load_model(tmp_path / "m.pt")
+    assert not hasattr(loaded.model, "phone_head") and loaded.config.phone_loss == 0.5

@@ -344,3 +344,22 @@ def test_a_run_from_before_a_config_key_existed_still_resumes() -> None:
     assert ckpt.config_differences(old, new, ("model", "train"), "train") == []
     new["model"]["vocoder"]["spectral_dims"] = 24
     assert ckpt.config_differences(old, new, ("model", "train"), "train") == ["model.vocoder.spectral_dims"]
+
+
+def test_training_with_the_phone_head_logs_it_and_exports_a_model_without_it(tmp_path):
+    """model.phone_loss trains on the train split's phone_ali (the dev split needs none) and logs the head's
+    cross-entropy and accuracy; the exported model file has no head and encodes; no labels: one line, no traceback."""
+    root = make_data_root(tmp_path / "data")
+    data = DataDir.load(root / "train")
+    data.phone_ali = {u: ["sil"] * 5 + ["AA"] * 30 + ["S"] * 30 for u in data.utterances}
+    data.save()
+    cfg = quick_config("train.max_steps=3", "model.phone_loss=1.0")
+    result = train_vqvae(root, tmp_path / "exp", cfg, show_progress=False)
+    rec = records(tmp_path / "exp")
+    assert all(np.isfinite(r["phone_ce"]) and 0.0 <= r["phone_accuracy"] <= 1.0 for r in rec) and len(rec) == 3
+    loaded = load_model(result.model_path)
+    assert not hasattr(loaded.model, "phone_head") and loaded.config.phone_loss == 1.0
+    bare = make_data_root(tmp_path / "bare")
+    out = CliRunner().invoke(app, ["train", str(bare), str(tmp_path / "exp2"), "--config", "quick",
+                                   "--set", "model.phone_loss=1.0", "--set", "train.max_steps=1"])
+    assert out.exit_code != 0 and "no phone labels" in out.output and "Traceback" not in out.output

@@ -43,18 +43,20 @@ class Batch:
     """Training windows: wav float32 [B, T] in [-1, 1], speaker LongTensor [B] (index into the model's list),
     for the vocoder decoder the windows' WORLD features float32 [B, T / frame_samples, F], and with training-time
     perturbation (`vqaudio.data.perturb`) the encoder's perturbed inputs float32 [B, T] (None: the encoder sees
-    `wav`). `wav` and `features` stay the clean targets."""
+    `wav`). `wav` and `features` stay the clean targets. With phone labels (`PhoneFrames`), phones LongTensor
+    [B, T / hop]: the phone id at each code frame's centre (-1 where the utterance has none)."""
 
     wav: Tensor
     speaker: Tensor
     features: Tensor | None = None
     inputs: Tensor | None = None
+    phones: Tensor | None = None
 
     def to(self, device: str | torch.device) -> Batch:
         def move(t: Tensor | None) -> Tensor | None:
             return None if t is None else t.to(device, non_blocking=True)
 
-        return Batch(move(self.wav), move(self.speaker), move(self.features), move(self.inputs))
+        return Batch(move(self.wav), move(self.speaker), move(self.features), move(self.inputs), move(self.phones))
 
 
 @dataclass
@@ -65,6 +67,42 @@ class FrameFeatures:
     values: np.ndarray
     frames: np.ndarray
     frame_samples: int
+
+
+@dataclass
+class PhoneFrames:
+    """Frame-level phone ids of every utterance of a dataset, end to end: values int8 [sum L_u], frames int [U]
+    (L_u labels per utterance, one per `label_samples` samples; 0 for an utterance without labels), and the code
+    hop `hop` (samples) at which windows are labelled."""
+
+    values: np.ndarray
+    frames: np.ndarray
+    label_samples: int
+    hop: int
+
+    def __post_init__(self) -> None:
+        self.offsets = np.concatenate([[0], np.cumsum(self.frames)])
+
+    @classmethod
+    def from_labels(cls, labels: list[list[str] | None], sample_rate: int, hop: int) -> PhoneFrames:
+        """From each utterance's 10 ms labels (`DataDir.phone_ali`; None: the utterance has none)."""
+        from vqaudio.phones import FRAME_SHIFT, PHONE_TO_ID
+
+        spn = PHONE_TO_ID["spn"]
+        ids = [np.array([PHONE_TO_ID.get(p, spn) for p in lab], np.int8) if lab else np.zeros(0, np.int8)
+               for lab in labels]
+        values = np.concatenate(ids) if ids else np.zeros(0, np.int8)
+        return cls(values, np.array([len(i) for i in ids], np.int64), int(round(FRAME_SHIFT * sample_rate)), hop)
+
+    def window(self, u: int, start: int, count: int) -> np.ndarray:
+        """Phone ids [count] of the `count` codes of a window from sample `start` of utterance u: the label at
+        each code's centre; -1 past the utterance's labels."""
+        centres = start + (np.arange(count) + 0.5) * self.hop
+        idx = np.floor(centres / self.label_samples).astype(np.int64)
+        out = np.full(count, -1, np.int64)
+        ok = idx < self.frames[u]
+        out[ok] = self.values[self.offsets[u] + idx[ok]]
+        return out
 
 
 @dataclass
@@ -117,7 +155,8 @@ class SegmentDataset:
 
     def __init__(self, samples: np.ndarray, lengths: np.ndarray, speaker_index: np.ndarray | list[int],
                  segment_samples: int, seed: int = 0, features: FrameFeatures | None = None,
-                 gains: np.ndarray | None = None, perturbation: Perturbation | None = None):
+                 gains: np.ndarray | None = None, perturbation: Perturbation | None = None,
+                 phones: PhoneFrames | None = None):
         if len(lengths) == 0:
             raise DataError("no utterances to train on")
         if segment_samples < 1:
@@ -136,6 +175,9 @@ class SegmentDataset:
                 raise DataError(f"features: segment_samples must be a multiple of frame_samples ({fs}), one entry "
                                 "of frames per utterance")
             self.frame_offsets = np.concatenate([[0], np.cumsum(features.frames)])
+        self.phones = phones
+        if phones is not None and (len(phones.frames) != len(self.lengths) or segment_samples % phones.hop):
+            raise DataError("phones: one entry of frames per utterance, segment_samples a multiple of the hop")
         self.perturbation = perturbation
         if perturbation is not None and any(rows is not None and rows.shape[1] != len(self.samples)
                                             for rows in (perturbation.copies, perturbation.readings)):
@@ -153,7 +195,7 @@ class SegmentDataset:
     def from_data_dir(cls, path: str | os.PathLike, speakers: list[str], segment_samples: int, sample_rate: int,
                       seed: int = 0, show_progress: bool | None = None, cache: Path | None = None,
                       level_db: float | None = None, world: WorldSettings | None = None,
-                      perturb: PerturbConfig | None = None) -> SegmentDataset:
+                      perturb: PerturbConfig | None = None, phone_hop: int = 0) -> SegmentDataset:
         """Read every utterance of the data dir at `path` whose speaker is in `speakers`.
 
         With `cache` (a folder), the int16 audio is also written there (`<split>-<key>.npy`, the key a hash of
@@ -165,6 +207,8 @@ class SegmentDataset:
         `perturb`: training windows come with perturbed encoder inputs (`Batch.inputs`); its speaker copies and
         parallel readings need `world` and are kept beside the features (`vqaudio.data.perturb.speaker_copies`,
         `vqaudio.data.readings.parallel_readings`: the readings read the data dir's `text`).
+        `phone_hop` > 0: windows come with the phone id of each `phone_hop` samples (`Batch.phones`) from the data
+        dir's `phone_ali`; refused when no utterance has labels.
         """
         data = DataDir.load(path)
         index = {s: i for i, s in enumerate(speakers)}
@@ -197,8 +241,15 @@ class SegmentDataset:
                                                  [data.utt2spk[u] for u in utts], speakers, world, perturb, seed,
                                                  *where)
             perturbation = Perturbation(perturb, sample_rate, copies, readings)
+        phones = None
+        if phone_hop > 0:
+            if not any(u in data.phone_ali for u in utts):
+                raise DataError(f"{path}: no phone labels (phone_ali) for the phone head (model.phone_loss); "
+                                "align the data first (vqaudio data align) or train without the head "
+                                "(--set model.phone_loss=0)")
+            phones = PhoneFrames.from_labels([data.phone_ali.get(u) for u in utts], sample_rate, phone_hop)
         return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed, features, gains,
-                   perturbation)
+                   perturbation, phones)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -246,8 +297,13 @@ class SegmentDataset:
                 wav[i, :take] *= self.gains[u]
         spans = [(int(self.offsets[u]) + start, min(T, int(self.lengths[u]))) for u, start in zip(utts, starts,
                                                                                                 strict=True)]
+        phones = None
+        if self.phones is not None:
+            n = T // self.phones.hop
+            phones = torch.from_numpy(np.stack([self.phones.window(u, s, n) for u, s in zip(utts, starts,
+                                                                                            strict=True)]))
         return Batch(torch.from_numpy(wav), torch.from_numpy(self.speaker_index[utts]),
-                     None if feats is None else torch.from_numpy(feats)), spans
+                     None if feats is None else torch.from_numpy(feats), phones=phones), spans
 
     def _frames(self, u: int, first: int, count: int) -> np.ndarray:
         """Frames [first, first + count) of utterance u [count, F]; past its end the last frame is repeated."""

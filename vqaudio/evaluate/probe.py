@@ -334,4 +334,7 @@ def probe_tables(report: ProbeReport) -> list:
         "top phone: always the most frequent training phone; freq. guess: sum p_i q_i; purity is fitted on the "
         "split it scores (an upper bound). Paper (128 codes, 25 Hz): 49.3% vs 7.2%",
     ]
+    if m.get("phone_loss"):
+        t.notes.append(f"this model's encoder was trained with phone labels (model.phone_loss {m['phone_loss']:g}): "
+                       "the probe reads codes learnt with supervision, not without labels as the paper's")
     return [t]

@@ -145,7 +145,7 @@ def model_summary(loaded: LoadedModel, path: str | os.PathLike) -> dict[str, Any
     k = int(loaded.config.vq.codebook_size)
     return {"path": str(path), "identity": loaded.identity, "codebook_size": k, "sample_rate": loaded.sample_rate,
             "hop_length": loaded.hop_length, "code_rate": loaded.sample_rate / loaded.hop_length,
-            "speakers": len(loaded.speakers)}
+            "speakers": len(loaded.speakers), "phone_loss": float(loaded.config.phone_loss)}
 
 
 def decode_codes(loaded: LoadedModel, codes: list[np.ndarray], speakers: list[str], temperature: float = 1.0,

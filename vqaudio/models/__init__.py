@@ -11,7 +11,7 @@ from __future__ import annotations
 from vqaudio.config import ModelConfig, WaveNetConfig, hop_length
 from vqaudio.data.world import F0_MODES, GV_SCALES, WorldSettings
 from vqaudio.errors import ConfigError
-from vqaudio.models.adversary import SpeakerAdversary
+from vqaudio.models.adversary import PhoneHead, SpeakerAdversary
 from vqaudio.models.encoder import Encoder
 from vqaudio.models.vocoder import VocoderDecoder
 from vqaudio.models.vq import VectorQuantizer, VQOutput
@@ -31,7 +31,8 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
     """Encoder (cfg.encoder, D = cfg.vq.dim), quantiser (cfg.vq) and a decoder of kind cfg.decoder.kind
     conditioned on the code vectors and on `n_speakers` speaker embeddings: the sample-level WaveNet (codes
     upsampled by the hop) or the frame-level vocoder decoder (codes upsampled to cfg.vocoder's frames).
-    `training=False` leaves out what only training uses (the speaker adversary): model files do not hold it."""
+    `training=False` leaves out what only training uses (the speaker adversary, the phone head): model files do
+    not hold it."""
     encoder = Encoder(cfg.encoder, cfg.vq.dim)
     hop, kind = hop_length(cfg), cfg.decoder.kind
     if kind == "wavenet":
@@ -57,14 +58,15 @@ def build_vqvae(cfg: ModelConfig, n_speakers: int, training: bool = True) -> VQV
         decoder = VocoderDecoder(wavenet, settings, n_speakers, cfg.vocoder.spectral_weight, cfg.vocoder.gv_weight)
     else:
         raise ConfigError(f"model.decoder.kind must be one of {', '.join(DECODER_KINDS)}, got {kind!r}")
-    for name in ("speaker_adversary", "utterance_adversary"):
+    for name in ("speaker_adversary", "utterance_adversary", "phone_loss"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"model.{name} must be >= 0, got {getattr(cfg, name)}")
     adversary = None
     if training and (cfg.speaker_adversary > 0 or cfg.utterance_adversary > 0):
         adversary = SpeakerAdversary(cfg.vq.dim, n_speakers, cfg.speaker_adversary,
                                      utterance_weight=cfg.utterance_adversary)
-    return VQVAE(encoder, VectorQuantizer(cfg.vq), decoder, adversary)
+    phone_head = PhoneHead(cfg.vq.dim, cfg.phone_loss) if training and cfg.phone_loss > 0 else None
+    return VQVAE(encoder, VectorQuantizer(cfg.vq), decoder, adversary, phone_head)
 
 
 def build_wavenet(cfg: WaveNetConfig, local_dim: int = 0, n_speakers: int = 0, upsample: int = 1) -> WaveNet:

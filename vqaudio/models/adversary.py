@@ -71,3 +71,28 @@ class SpeakerAdversary(nn.Module):
             figures["utterance_adversary_ce"] = window_ce.detach()
             figures["utterance_adversary_accuracy"] = (window_logits.argmax(1) == speaker).float().mean().detach()
         return ce, figures
+
+
+class PhoneHead(nn.Module):
+    """A linear phone classifier on the encoder's output z_e [B, D, N] (a 1x1 convolution to the 41 phones of
+    `vqaudio.phones`), trained with the VQ-VAE on frame labels; its cross-entropy, times `weight`, is added to the
+    loss, so the encoder is asked for latents from which phones are linearly read. Labels -1 are ignored."""
+
+    def __init__(self, dim: int, weight: float):
+        super().__init__()
+        from vqaudio.phones import PHONES
+
+        self.weight = weight
+        self.net = nn.Conv1d(dim, len(PHONES), 1)
+
+    def forward(self, z_e: Tensor, phones: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """z_e [B, D, N], phones LongTensor [B, N] (-1: no label) -> (weight x cross-entropy; figures:
+        `phone_ce`, `phone_accuracy` over the labelled frames)."""
+        logits = self.net(z_e).float()
+        known = phones >= 0
+        if not bool(known.any()):
+            zero = logits.sum() * 0.0
+            return zero, {"phone_ce": zero.detach(), "phone_accuracy": zero.detach()}
+        ce = F.cross_entropy(logits, phones, ignore_index=-1)
+        accuracy = (logits.argmax(dim=1) == phones)[known].float().mean()
+        return self.weight * ce, {"phone_ce": ce.detach(), "phone_accuracy": accuracy.detach()}

@@ -121,8 +121,8 @@ def _half(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _training_only(key: str) -> bool:
-    """State of parts that only training uses (the speaker adversary): left out of model files."""
-    return key.startswith("adversary.")
+    """State of parts that only training uses (the speaker adversary, the phone head): left out of model files."""
+    return key.startswith(("adversary.", "phone_head."))
 
 
 @dataclass

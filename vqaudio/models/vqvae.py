@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqaudio.audio import mu_law_encode
-from vqaudio.models.adversary import SpeakerAdversary
+from vqaudio.models.adversary import PhoneHead, SpeakerAdversary
 from vqaudio.models.encoder import Encoder
 from vqaudio.models.vocoder import VocoderDecoder, feature_loss
 from vqaudio.models.vq import VectorQuantizer
@@ -29,7 +29,7 @@ from vqaudio.models.wavenet import WaveNet
 class VQVAEOutput:
     """Result of one teacher-forced pass over a batch."""
 
-    loss: Tensor  # scalar: recon + vq_loss (+ the speaker adversary's cross-entropy, when there is one)
+    loss: Tensor  # scalar: recon + vq_loss (+ the speaker adversary's and the phone head's terms, when there are)
     recon: Tensor  # scalar: wavenet kind: mean NLL of the mu-law targets, nats/sample; vocoder: the feature loss
     vq_loss: Tensor  # scalar: codebook + beta * commitment (EMA mode: beta * commitment)
     commitment: Tensor  # scalar: mean ||z_e - sg[e]||^2 per element
@@ -48,10 +48,12 @@ class VQVAE(nn.Module):
     samples per code."""
 
     def __init__(self, encoder: Encoder, quantizer: VectorQuantizer, decoder: WaveNet | VocoderDecoder,
-                 adversary: SpeakerAdversary | None = None):
+                 adversary: SpeakerAdversary | None = None, phone_head: PhoneHead | None = None):
         super().__init__()
         if adversary is not None:
             self.adversary = adversary
+        if phone_head is not None:
+            self.phone_head = phone_head
         self.kind = "vocoder" if isinstance(decoder, VocoderDecoder) else "wavenet"
         step = decoder.settings.frame_samples * decoder.frames_per_code if self.kind == "vocoder" else decoder.upsample
         if step != encoder.hop_length:
@@ -60,16 +62,21 @@ class VQVAE(nn.Module):
         self.hop_length = encoder.hop_length
 
     def forward(self, wav: Tensor, speaker: Tensor | None, features: Tensor | None = None,
-                inputs: Tensor | None = None) -> VQVAEOutput:
+                inputs: Tensor | None = None, phones: Tensor | None = None) -> VQVAEOutput:
         """wav [B, T] float in [-1, 1] (T a multiple of hop_length), speaker LongTensor [B], and for the vocoder
         kind the WORLD features of the window [B, T / frame_samples, F] -> VQVAEOutput. `inputs` [B, T]: what the
-        encoder sees instead of `wav` (a perturbed copy; the decoder's targets stay `wav` / `features`)."""
+        encoder sees instead of `wav` (a perturbed copy; the decoder's targets stay `wav` / `features`). `phones`
+        LongTensor [B, T / hop_length]: each code frame's phone id (-1: none), for the phone head when there is one."""
         z_e = self.encoder((wav if inputs is None else inputs)[:, None, :])
         q = self.quantizer(z_e)
         extra, adv = {}, 0.0
         if hasattr(self, "adversary") and speaker is not None:
             adv, figures = self.adversary(q.z_q, speaker)
             extra.update(figures, adversary_ce=adv.detach())
+        if hasattr(self, "phone_head") and phones is not None:
+            phone, figures = self.phone_head(z_e, phones)
+            adv = adv + phone
+            extra.update(figures)
         if self.kind == "vocoder":
             if features is None:
                 raise ValueError("the vocoder decoder trains on WORLD features [B, frames, F]; none given")

@@ -59,7 +59,7 @@ class VQVAETask:
         return [b.to(device) for b in self.valid_data.fixed_batches(cfg.valid_batches, cfg.batch_size)]
 
     def losses(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        out = model(batch.wav, batch.speaker, batch.features, batch.inputs)
+        out = model(batch.wav, batch.speaker, batch.features, batch.inputs, batch.phones)
         recon = {"nll": out.recon} if self.model.kind == "wavenet" else {"recon": out.recon}
         return out.loss, {**recon, **out.parts, "vq_loss": out.vq_loss, "commitment": out.commitment,
                           "perplexity": out.perplexity}
@@ -98,9 +98,11 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
         raise ConfigError("perturb.speaker needs the vocoder decoder kind (its WORLD features make the copies)")
     sr = config.model.sample_rate
     world = WorldSettings.from_config(config.model) if model.kind == "vocoder" else None
+    phone_hop = hop if config.model.phone_loss > 0 else 0
     train_data, valid_data = (
         SegmentDataset.from_data_dir(split, speakers, cfg.segment_samples, sr, cfg.seed, show_progress, cache,
-                                     config.model.input_level_db, world, config.perturb if train else None)
+                                     config.model.input_level_db, world, config.perturb if train else None,
+                                     phone_hop if train else 0)
         if split is not None else None for split, train in ((splits.train, True), (splits.dev, False)))
     if world is not None:  # normalisation and per-speaker log-F0 statistics of the training features
         feats = train_data.features
