@@ -35,7 +35,7 @@ class VQVAEOutput:
     commitment: Tensor  # scalar: mean ||z_e - sg[e]||^2 per element
     perplexity: Tensor  # scalar: code perplexity of this batch
     codes: Tensor  # LongTensor [B, N]
-    parts: dict[str, Tensor] = field(default_factory=dict)  # vocoder kind: the terms of recon; adversary figures
+    parts: dict[str, Tensor] = field(default_factory=dict)  # vocoder kind: the terms of recon; auxiliary figures
 
     @property
     def nll(self) -> Tensor:
@@ -69,25 +69,26 @@ class VQVAE(nn.Module):
         LongTensor [B, T / hop_length]: each code frame's phone id (-1: none), for the phone head when there is one."""
         z_e = self.encoder((wav if inputs is None else inputs)[:, None, :])
         q = self.quantizer(z_e)
-        extra, adv = {}, 0.0
+        extra, aux = {}, 0.0  # the auxiliary terms: the speaker adversary's, the phone head's
         if hasattr(self, "adversary") and speaker is not None:
             adv, figures = self.adversary(q.z_q, speaker)
+            aux = aux + adv
             extra.update(figures, adversary_ce=adv.detach())
         if hasattr(self, "phone_head") and phones is not None:
             phone, figures = self.phone_head(z_e, phones)
-            adv = adv + phone
+            aux = aux + phone
             extra.update(figures)
         if self.kind == "vocoder":
             if features is None:
                 raise ValueError("the vocoder decoder trains on WORLD features [B, frames, F]; none given")
             weighted, parts = self.decoder.loss(self.decoder(q.z_q, speaker), features)
             recon = feature_loss(parts)  # reported unweighted, comparable across `spectral_weight`s
-            return VQVAEOutput(weighted + q.loss + adv, recon, q.loss, q.commitment, q.perplexity, q.codes,
+            return VQVAEOutput(weighted + q.loss + aux, recon, q.loss, q.commitment, q.perplexity, q.codes,
                                {**parts, **extra})
         targets = mu_law_encode(wav, self.decoder.classes).to(wav.device)
         logits = self.decoder(self.shift(targets), q.z_q, speaker)
         nll = F.cross_entropy(logits.float(), targets)
-        return VQVAEOutput(nll + q.loss + adv, nll, q.loss, q.commitment, q.perplexity, q.codes, extra)
+        return VQVAEOutput(nll + q.loss + aux, nll, q.loss, q.commitment, q.perplexity, q.codes, extra)
 
     @torch.no_grad()
     def encode(self, wav: Tensor) -> Tensor:
