@@ -41,7 +41,7 @@ SPEAKERS = ("s01", "s02", "s03", "s04")
 
 def synthetic_data(root: Path, seconds: float, sample_rate: int) -> Path:
     """Two utterances per speaker of harmonic signals with noise (throughput does not depend on content), with
-    random 10 ms phone labels for configs that train the phone head (`model.phone_loss`, as `mini` does)."""
+    random 10 ms phone labels for configs that train the phone head (`model.phone_loss`, off in every preset)."""
     rng = np.random.default_rng(0)
     wav_scp, utt2spk, phone_ali = {}, {}, {}
     t = np.arange(int(seconds * sample_rate)) / sample_rate

@@ -5,6 +5,8 @@ Frame-level phone labels (the `phone_ali` file of a data dir) use a 10 ms frame 
 
 from __future__ import annotations
 
+import numpy as np
+
 ARPABET: tuple[str, ...] = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY",
     "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P",
@@ -32,3 +34,9 @@ def normalise_phone(label: str) -> str:
     if base in PHONE_TO_ID and base not in ("SIL", "SPN"):
         return base
     return SPOKEN_NOISE
+
+
+def phone_ids(labels: list[str]) -> np.ndarray:
+    """Label strings -> int ids [n] in the 41-phone inventory (unknown labels -> spn)."""
+    spn = PHONE_TO_ID[SPOKEN_NOISE]
+    return np.array([PHONE_TO_ID.get(p, spn) for p in labels], dtype=np.int64)

@@ -86,11 +86,9 @@ class PhoneFrames:
     @classmethod
     def from_labels(cls, labels: list[list[str] | None], sample_rate: int, hop: int) -> PhoneFrames:
         """From each utterance's 10 ms labels (`DataDir.phone_ali`; None: the utterance has none)."""
-        from vqaudio.phones import FRAME_SHIFT, PHONE_TO_ID
+        from vqaudio.phones import FRAME_SHIFT, phone_ids
 
-        spn = PHONE_TO_ID["spn"]
-        ids = [np.array([PHONE_TO_ID.get(p, spn) for p in lab], np.int8) if lab else np.zeros(0, np.int8)
-               for lab in labels]
+        ids = [phone_ids(lab).astype(np.int8) if lab else np.zeros(0, np.int8) for lab in labels]
         values = np.concatenate(ids) if ids else np.zeros(0, np.int8)
         return cls(values, np.array([len(i) for i in ids], np.int64), int(round(FRAME_SHIFT * sample_rate)), hop)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vqaudio.phones import FRAME_SHIFT, PHONE_TO_ID, PHONES
+from vqaudio.phones import FRAME_SHIFT, PHONES, phone_ids
 
 N_PHONES = len(PHONES)
 
@@ -41,12 +41,6 @@ def label_index_for_codes(n_codes: int, n_labels: int, code_rate: float) -> np.n
     idx = np.floor(centres / FRAME_SHIFT + 1e-9).astype(np.int64)
     idx[idx >= n_labels] = -1
     return idx
-
-
-def phone_ids(labels: list[str]) -> np.ndarray:
-    """Label strings -> int ids [n] in the 41-phone inventory (unknown labels -> spn)."""
-    spn = PHONE_TO_ID["spn"]
-    return np.array([PHONE_TO_ID.get(p, spn) for p in labels], dtype=np.int64)
 
 
 @dataclass
