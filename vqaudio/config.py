@@ -154,6 +154,8 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     threads: int = 0  # torch CPU threads (0 = torch's default)
+    aux_speakers: str = ""  # shell pattern of training speakers drawn in a fixed share of windows (e.g. "h_*")
+    aux_share: float = 0.0  # that share (0 = every window by length, as for the others)
 
 
 @dataclass

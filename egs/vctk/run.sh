@@ -42,10 +42,16 @@ real_dir=""             # real recordings, one folder per speaker with .txt tran
                         # ../../../shared/realspeech/fsdd): stage 8 converts them into the model's voices and scores
                         # speaker-ID, PocketSphinx word accuracy and the probe (vqaudio evaluate-real)
 real_per_speaker=16     # real recordings of each speaker converted (into each target) and scored in stage 8
+aux_voices=0            # > 0: stage 1 adds voices built from human recordings (Festival/Flite, Debian packages:
+                        # vqaudio data add-voices), each reading this many train sentences, into data/<corpus>_voices,
+                        # and stage 2 trains on that with them in an --aux-share of the windows; the rest evaluate on
+                        # data/<corpus>
+aux_share=0.25          # the share of training windows the added voices get (train.aux_share)
 tag=""                  # experiment name suffix
 help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
   --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
-  --num-convert --max-eval-utts --enroll --num-enroll --real-dir --real-per-speaker --tag (see the defaults at the top of $0)"
+  --num-convert --max-eval-utts --enroll --num-enroll --real-dir --real-per-speaker --aux-voices --aux-share --tag
+  (see the defaults at the top of $0)"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -62,6 +68,15 @@ if [ "$quick" = true ]; then
 fi
 if [ -n "$vctk_root" ]; then corpus_dir=$vctk_root; fi
 data=data/$(basename "$corpus_dir")
+train_data=$data
+aux_set=()
+case $aux_voices in
+  ''|*[!0-9]*) echo "$0: --aux-voices must be a whole number of sentences, got '$aux_voices'" 1>&2; exit 1 ;;
+esac
+if [ "$aux_voices" -gt 0 ]; then
+  train_data=${data}_voices
+  aux_set=(--set "train.aux_speakers=h_*" --set "train.aux_share=$aux_share")
+fi
 exp_root=exp/$(basename "$corpus_dir")_$(basename "${conf%.yaml}")${tag:+_$tag}
 vqvae_dir=$exp_root/vqvae
 prior_dir=$exp_root/prior
@@ -89,14 +104,18 @@ data_prep() {
       $cmd data align "$data/$split"
     fi
   done
+  if [ "$aux_voices" -gt 0 ]; then
+    $cmd data add-voices "$data" "$train_data" --utterances "$aux_voices" --seed "$seed" --force
+  fi
 }
 
 train() {
-  # WORLD features of train and dev for the vocoder decoder (cached in $data/<split>/world; a no-op otherwise)
+  # WORLD features of train and dev for the vocoder decoder (cached in $train_data/<split>/world; a no-op otherwise)
   # shellcheck disable=SC2086
-  $cmd data features "$data" --config "$conf" $(for s in $train_set; do echo --set "$s"; done)
+  $cmd data features "$train_data" --config "$conf" $(for s in $train_set; do echo --set "$s"; done)
   # shellcheck disable=SC2086
-  $train_cmd train "$data" "$vqvae_dir" --config "$conf" $(for s in $train_set; do echo --set "$s"; done)
+  $train_cmd train "$train_data" "$vqvae_dir" --config "$conf" "${aux_set[@]}" \
+    $(for s in $train_set; do echo --set "$s"; done)
 }
 
 prior_train() {

@@ -42,6 +42,18 @@ def test_utterances_are_drawn_in_proportion_to_their_length():
     assert torch.allclose(share, torch.tensor([1000, 3000, 100]) / 4100, atol=0.04)
 
 
+def test_a_group_of_utterances_is_drawn_in_a_fixed_share():
+    ds = constant_dataset()
+    ds.set_share(np.array([False, False, True]), 0.5)  # the 100-sample utterance: half of all windows
+    speakers = torch.cat([ds.batch(s, 64).speaker for s in range(30)])
+    share = torch.bincount(speakers, minlength=3).float() / len(speakers)
+    assert torch.allclose(share, torch.tensor([0.125, 0.375, 0.5]), atol=0.04)  # the others by length, 1:3
+    for chosen, bad in (([True, True, True], 0.5), ([False, False, False], 0.5), ([True, False, False], 1.0),
+                        ([True, False, False], 0.0), ([True, False], 0.5)):
+        with pytest.raises(DataError, match="share"):
+            ds.set_share(np.array(chosen), bad)
+
+
 def test_batches_are_a_function_of_seed_rank_and_step():
     a, b = constant_dataset(), constant_dataset()
     audio = [np.random.default_rng(0).uniform(-1, 1, 5000).astype(np.float32)]

@@ -111,3 +111,18 @@ def test_enrolment_stage_runs_only_when_asked(recipe):
     assert result.returncode == 0, result.stderr
     enrol = [c for c in calls(env) if c.startswith("evaluate-enrollment")]
     assert len(enrol) == 1 and "--n-enroll 3" in enrol[0]
+
+
+def test_added_voices_are_trained_on_and_the_corpus_is_evaluated(recipe):
+    script, env = recipe
+    assert run(script, env, "--quick", "true", "--aux-voices", "x").returncode != 0
+    assert calls(env) == []
+    result = run(script, env, "--quick", "true", "--aux-voices", "5", "--aux-share", "0.3")
+    assert result.returncode == 0, result.stderr
+    log = calls(env)
+    add = [c for c in log if c.startswith("data add-voices")]
+    assert add == ["data add-voices data/quick data/quick_voices --utterances 5 --seed 0 --force"]
+    train = next(c for c in log if c.startswith("train "))
+    assert train.startswith("train data/quick_voices ") and "train.aux_speakers=h_* --set train.aux_share=0.3" in train
+    assert any(c.startswith("data features data/quick_voices") for c in log)
+    assert all("_voices" not in c for c in log if c.startswith(("train-prior", "probe", "evaluate")))

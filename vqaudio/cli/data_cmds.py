@@ -32,6 +32,28 @@ def synth(
                   highlight=False)
 
 
+@command(data_app, "add-voices")
+def add_voices_cmd(
+    data_dir: Path = typer.Argument(..., help="Folder written by `vqaudio data prepare` (its train split has text)."),
+    out_dir: Path = typer.Argument(..., help="New data dir: DATA_DIR's splits, train joined by the voices."),
+    utterances: int = typer.Option(50, "--utterances", help="Sentences each voice reads (from DATA_DIR's train)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sentence draw."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier add-voices output in OUT_DIR."),
+) -> None:
+    """Add Festival/Flite voices built from human recordings as extra training speakers (h_*; Debian packages)."""
+    from vqaudio.data.voices import add_voices
+    from vqaudio.progress import console
+
+    start = time.perf_counter()
+    summary = add_voices(data_dir, out_dir, utterances=utterances, seed=seed, force=force)
+    if summary.failed:
+        console.print(f"[yellow]warning:[/] {len(summary.failed)} rendering(s) failed and were left out "
+                      f"(e.g. {', '.join(summary.failed[:3])})", highlight=False)
+    console.print(f"{out_dir}: {len(summary.voices)} voices ({', '.join(summary.voices)}), {summary.utterances} "
+                  f"utterances, {summary.seconds / 60:.1f} min of audio in {time.perf_counter() - start:.1f} s",
+                  highlight=False, soft_wrap=True)
+
+
 @command(data_app, "features")
 def features_cmd(
     data_dir: Path = typer.Argument(..., help="Folder written by `vqaudio data prepare`."),

@@ -249,6 +249,17 @@ class SegmentDataset:
         return cls(samples, lengths, [index[data.utt2spk[u]] for u in utts], segment_samples, seed, features, gains,
                    perturbation, phones)
 
+    def set_share(self, chosen: np.ndarray, share: float) -> None:
+        """Draw windows from the utterances where `chosen` (bool [U]) is true in a fraction `share` of draws, and
+        from the others in the rest; by length within each group (auxiliary voices at a fixed share of training)."""
+        chosen = np.asarray(chosen, bool)
+        if not 0.0 < share < 1.0 or len(chosen) != len(self.lengths) or chosen.all() or not chosen.any():
+            raise DataError(f"a window share of {share} needs 0 < share < 1 and utterances both in and out of the "
+                            f"group ({int(chosen.sum())} of {len(self.lengths)} in it)")
+        weight = np.maximum(self.lengths, 1).astype(np.float64)
+        self.weights = np.where(chosen, share * weight / weight[chosen].sum(),
+                                (1.0 - share) * weight / weight[~chosen].sum())
+
     def __len__(self) -> int:
         return len(self.lengths)
 

@@ -13,12 +13,14 @@ own envelope variance for each voice (`calibrate_model_file`).
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -104,11 +106,22 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
                                      config.model.input_level_db, world, config.perturb if train else None,
                                      phone_hop if train else 0)
         if split is not None else None for split, train in ((splits.train, True), (splits.dev, False)))
+    if cfg.aux_share > 0:
+        _share_windows(train_data, speakers, cfg.aux_speakers, cfg.aux_share)
     if world is not None:  # normalisation and per-speaker log-F0 statistics of the training features
         feats = train_data.features
         model.decoder.set_statistics(feats.values, feats.frames, train_data.speaker_index)
     info = read_speaker_info(splits.speakers_tsv, speakers)
     return VQVAETask(model, config, speakers, info, train_data, valid_data or train_data)
+
+
+def _share_windows(data: SegmentDataset, speakers: list[str], pattern: str, share: float) -> None:
+    """Training windows from the speakers matching `pattern` (train.aux_speakers) in a fixed `share`."""
+    aux = [fnmatch.fnmatchcase(s, pattern) for s in speakers] if pattern else [False] * len(speakers)
+    if not any(aux) or all(aux) or not 0 < share < 1:
+        raise ConfigError(f"train.aux_share {share} needs 0 < share < 1 and train.aux_speakers ({pattern!r}) to "
+                          f"match some but not all of the {len(speakers)} training speakers")
+    data.set_share(np.array(aux)[data.speaker_index], share)
 
 
 def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config: Config, *, force: bool = False,
