@@ -96,6 +96,7 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
     torch.manual_seed(cfg.seed)
     model = build_vqvae(config.model, len(speakers))  # first: a bad config is refused before any data is read
     perturb.check(config.perturb)
+    aux = _aux_speakers(speakers, cfg.aux_speakers, cfg.aux_share) if cfg.aux_share != 0 else []
     if config.perturb.speaker > 0 and model.kind != "vocoder":
         raise ConfigError("perturb.speaker needs the vocoder decoder kind (its WORLD features make the copies)")
     sr = config.model.sample_rate
@@ -106,8 +107,8 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
                                      config.model.input_level_db, world, config.perturb if train else None,
                                      phone_hop if train else 0)
         if split is not None else None for split, train in ((splits.train, True), (splits.dev, False)))
-    if cfg.aux_share > 0:
-        _share_windows(train_data, speakers, cfg.aux_speakers, cfg.aux_share)
+    if aux:
+        train_data.set_share(np.isin(train_data.speaker_index, aux), cfg.aux_share)
     if world is not None:  # normalisation and per-speaker log-F0 statistics of the training features
         feats = train_data.features
         model.decoder.set_statistics(feats.values, feats.frames, train_data.speaker_index)
@@ -115,13 +116,14 @@ def vqvae_task(data_dir: str | os.PathLike, config: Config, show_progress: bool 
     return VQVAETask(model, config, speakers, info, train_data, valid_data or train_data)
 
 
-def _share_windows(data: SegmentDataset, speakers: list[str], pattern: str, share: float) -> None:
-    """Training windows from the speakers matching `pattern` (train.aux_speakers) in a fixed `share`."""
-    aux = [fnmatch.fnmatchcase(s, pattern) for s in speakers] if pattern else [False] * len(speakers)
-    if not any(aux) or all(aux) or not 0 < share < 1:
+def _aux_speakers(speakers: list[str], pattern: str, share: float) -> list[int]:
+    """Indices of the speakers matching `pattern` (train.aux_speakers), drawn in a fixed `share` of the windows;
+    refused unless they are some but not all of them and 0 < share < 1."""
+    aux = [i for i, s in enumerate(speakers) if pattern and fnmatch.fnmatchcase(s, pattern)]
+    if not aux or len(aux) == len(speakers) or not 0 < share < 1:
         raise ConfigError(f"train.aux_share {share} needs 0 < share < 1 and train.aux_speakers ({pattern!r}) to "
                           f"match some but not all of the {len(speakers)} training speakers")
-    data.set_share(np.array(aux)[data.speaker_index], share)
+    return aux
 
 
 def train_vqvae(data_dir: str | os.PathLike, exp_dir: str | os.PathLike, config: Config, *, force: bool = False,
