@@ -23,6 +23,7 @@ festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-ca-ona-hts`; voi
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
 import subprocess
@@ -35,12 +36,13 @@ import numpy as np
 import soundfile as sf
 
 from vqaudio.audio import resample, save_audio
+from vqaudio.data.corpus import SpeakerInfo
 from vqaudio.data.kaldi import DataDir
+from vqaudio.data.prepare import SPLITS, write_speakers_tsv
 from vqaudio.errors import DataError
 from vqaudio.fileio import atomic_write_text
 
 FESTIVAL_VOICES = Path("/usr/share/festival/voices")
-SPLITS = ("train", "dev", "test", "test_unseen")
 MARKER = "voices.txt"  # in OUT: what add_voices wrote (its voices and options); OUT without it is not ours
 PEAK = 0.5  # peak level of the written audio (training scales every utterance to the model's speech level)
 MIN_SECONDS = 0.5  # a rendering shorter than this is a failure (an empty or truncated synthesis)
@@ -86,13 +88,14 @@ VOICES = (
 APT_PACKAGES = ("festival", *dict.fromkeys(v.package for v in VOICES))
 
 
-def _flite_voices() -> set[str]:
-    """Flite's compiled-in voices (`flite -lv`)."""
+@functools.cache
+def _flite_voices() -> frozenset[str]:
+    """Flite's compiled-in voices (`flite -lv`; asked once per process)."""
     try:
         out = subprocess.run(["flite", "-lv"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
-        return set()
-    return set(out.partition(":")[2].split())
+        return frozenset()
+    return frozenset(out.partition(":")[2].split())
 
 
 def installed_voices() -> list[HumanVoice]:
@@ -156,7 +159,7 @@ def add_voices(data_dir: str | Path, out_dir: str | Path, utterances: int = 50, 
     jobs = [(v, f"{v.id}_{n:03d}", text) for v in voices for n, text in enumerate(rng.sample(texts, utterances), 1)]
     done = _render_all(jobs, out / "voices", sample_rate, show_progress)
     for split in SPLITS:
-        if (src / split / "wav.scp").exists():
+        if split != "train" and (src / split / "wav.scp").exists():  # train is written below, with the voices
             DataDir.load(src / split).save(out / split)
     for voice, utt, text in jobs:
         if utt in done:
@@ -213,8 +216,11 @@ def _render_all(jobs: list[tuple[HumanVoice, str, str]], audio_dir: Path, sample
 
 
 def _write_speakers(src: Path, out: Path, voices: list[HumanVoice]) -> None:
-    """speakers.tsv of DATA (when it has one) plus a line per voice, sorted."""
-    lines = {line.split("\t", 1)[0]: line for line in
-             (src.read_text(encoding="utf-8").splitlines() if src.exists() else []) if line.strip()}
-    lines.update({v.id: f"{v.id}\t{v.gender}\t{v.info()}" for v in voices})
-    atomic_write_text(out, "".join(lines[k] + "\n" for k in sorted(lines, key=str.encode)))
+    """speakers.tsv of DATA (when it has one) plus a line per voice."""
+    info = {}
+    for line in src.read_text(encoding="utf-8").splitlines() if src.exists() else []:
+        if line.strip():
+            spk, gender, text = (line.split("\t", 2) + ["", ""])[:3]
+            info[spk] = SpeakerInfo(spk, gender or None, text)
+    info.update({v.id: SpeakerInfo(v.id, v.gender, v.info()) for v in voices})
+    write_speakers_tsv(out, list(info), info)
