@@ -53,6 +53,8 @@ help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --qu
   --num-convert --max-eval-utts --enroll --num-enroll --real-dir --real-per-speaker --aux-voices --aux-share --tag
   (see the defaults at the top of $0)"
 
+invocation="bash run.sh"  # as given (options included), recorded in $exp_root/commands.txt
+if [ $# -gt 0 ]; then invocation+=$(printf ' %q' "$@"); fi
 cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
@@ -83,6 +85,7 @@ prior_dir=$exp_root/prior
 model=$vqvae_dir/model.pt
 prior=$prior_dir/prior.pt
 mkdir -p "$exp_root"
+echo "$(date '+%Y-%m-%d %H:%M:%S') $invocation" >> "$exp_root/commands.txt"  # every run of this experiment
 log "corpus $corpus_dir, data $data, experiment $exp_root"
 
 corpus() {

@@ -93,6 +93,17 @@ def test_interrupted_run_resumes_at_the_stage_it_stopped_in(recipe):
     assert second_calls[0].startswith("train-prior"), second_calls
     assert not any(c.startswith(("data", "train ")) for c in second_calls)
     assert "done before" in resumed.stderr
+    # both runs, options as given, are logged for the model card (local/ship_model.sh)
+    logged = (script.parent / "exp" / "quick_quick" / "commands.txt").read_text().splitlines()
+    assert len(logged) == 2 and all(line.endswith(" bash run.sh --quick true") for line in logged)
+
+
+def test_options_with_spaces_are_logged_as_a_shell_would_read_them(recipe):
+    script, env = recipe
+    result = run(script, env, "--quick", "true", "--stage", "0", "--stop-stage", "0", "--train-set", "a=1 b=2")
+    assert result.returncode == 0, result.stderr
+    logged = (script.parent / "exp" / "quick_quick" / "commands.txt").read_text()
+    assert logged.rstrip().endswith("bash run.sh --quick true --stage 0 --stop-stage 0 --train-set a=1\\ b=2")
 
 
 def test_stage_range(recipe):

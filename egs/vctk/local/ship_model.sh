@@ -5,8 +5,9 @@
 # Copies a finished experiment's VQ-VAE (EXP_DIR/vqvae/model.pt) and latent prior (EXP_DIR/prior/prior.pt)
 # into the package as the default model (PACKAGE_DIR, default ../../vqaudio/pretrained: vqvae.pt, prior.pt)
 # and writes MODEL_CARD.md beside them: identities, sizes, training steps and time (from the logs), the
-# command that made them, and the experiment's RESULTS.md. The files are copied unchanged (fp32), so the
-# shipped model is exactly the one the results were measured on and the prior still pairs with it.
+# run.sh commands that made them (EXP_DIR/commands.txt, with their options), and the experiment's results.
+# The files are copied unchanged (fp32), so the shipped model is exactly the one the results were measured on
+# and the prior still pairs with it.
 # Refuses files over 15 MB together (the package budget).
 set -euo pipefail
 
@@ -37,8 +38,10 @@ from pathlib import Path
 from vqaudio.training.checkpoint import last_records
 from vqaudio.models.io import load_model
 from vqaudio.inference.prior import load_prior
+from vqaudio.data.voices import VOICES
 
 exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
+VOICE_IDS = {voice.id for voice in VOICES}
 
 model, prior = load_model(dest / "vqvae.pt"), load_prior(dest / "prior.pt")
 vq_train, vq_valid = last_records(exp / "vqvae" / "log.jsonl")
@@ -48,11 +51,27 @@ decoder = ("frame-level WaveNet decoder predicting WORLD vocoder parameters (WOR
            else "sample-level WaveNet decoder (mu-law)")
 valid = (f"dev NLL {vq_valid.get('nll', float('nan')):.3f} nats/sample" if kind == "wavenet"
          else f"dev feature loss {vq_valid.get('recon', float('nan')):.3f}")
+commands = exp / "commands.txt"  # run.sh's invocations of this experiment, with their options
+runs = ([line.split(" ", 2)[2] for line in commands.read_text().splitlines() if line.count(" ") >= 2]
+        if commands.exists() else ["bash run.sh"])
+made_by = "\n".join(f"    {run}" for run in runs)
+logged = (f"the experiment's runs as logged in `{exp}/commands.txt`" if commands.exists()
+          else f"`{exp}` has no commands.txt (made before run.sh logged its options): the default run")
+human = [s for s in model.speakers if s in VOICE_IDS]
+corpus_voices = [s for s in model.speakers if s not in VOICE_IDS]
+if human:
+    voices = (f"{', '.join(corpus_voices)} are the corpus's voices (the embedded corpus: synthetic eSpeak NG "
+              f"voices, not people); {', '.join(human)} are Festival/Flite voices built from recordings of "
+              f"people (`vqaudio data add-voices`), added for training and decoder voices too")
+else:
+    voices = (f"{', '.join(model.speakers)} (the embedded corpus: synthetic eSpeak NG voices, not people)")
 card = f"""# vqaudio default model: the mini run on the embedded corpus
 
-Made by the recipe, from the repository root: `cd egs/vctk && bash run.sh && bash local/ship_model.sh {exp}`
-(the default run: embedded eSpeak NG corpus of 12 speakers x 80 utterances, seed 0, config `conf/mini.yaml`,
-i.e. the `mini` preset). The files are the experiment's own, unchanged (fp32).
+Made by the recipe (`egs/vctk`), {logged}:
+
+{made_by}
+
+then `bash local/ship_model.sh {exp}`. The files are the experiment's own, unchanged (fp32).
 
 | file | what | size | identity | training |
 |---|---|---|---|---|
@@ -64,9 +83,9 @@ i.e. the `mini` preset). The files are the experiment's own, unchanged (fp32).
 {prior.identity} (for VQ-VAE {prior.model_identity}) | {pr_train.get('step')} steps, \
 {pr_train.get('elapsed_s', 0) / 60:.0f} min |
 
-Speakers (decoder voices): {', '.join(model.speakers)}. They are synthetic eSpeak NG voices, not people:
-the decoder speaks only these voices, and real speech is outside the training data. How well it reconstructs
-and converts is what the results below measured (speaker id of conversions, STOI, PESQ): read them first.
+Speakers (decoder voices): {voices}. Real speech enters only as input: how well the model reconstructs and
+converts it is what the results below measured (speaker id of conversions, STOI, PESQ; real recordings in
+stage 8 when it ran): read them first.
 
 ## The experiment's results (`{exp}/RESULTS.md`)
 
