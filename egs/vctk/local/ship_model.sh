@@ -51,12 +51,14 @@ decoder = ("frame-level WaveNet decoder predicting WORLD vocoder parameters (WOR
            else "sample-level WaveNet decoder (mu-law)")
 valid = (f"dev NLL {vq_valid.get('nll', float('nan')):.3f} nats/sample" if kind == "wavenet"
          else f"dev feature loss {vq_valid.get('recon', float('nan')):.3f}")
-commands = exp / "commands.txt"  # run.sh's invocations of this experiment, with their options
-runs = ([line.split(" ", 2)[2] for line in commands.read_text().splitlines() if line.count(" ") >= 2]
-        if commands.exists() else ["bash run.sh"])
+commands = exp / "commands.txt"  # run.sh's invocations of this experiment: "DATE TIME bash run.sh OPTIONS"
+if commands.exists():
+    runs = [line.split(" ", 2)[2] for line in commands.read_text().splitlines() if line.count(" ") >= 2]
+    logged = f"the experiment's runs as logged in `{exp}/commands.txt`"
+else:
+    runs = ["bash run.sh"]
+    logged = f"`{exp}` has no commands.txt (made before run.sh logged its options): the default run"
 made_by = "\n".join(f"    {run}" for run in runs)
-logged = (f"the experiment's runs as logged in `{exp}/commands.txt`" if commands.exists()
-          else f"`{exp}` has no commands.txt (made before run.sh logged its options): the default run")
 human = [s for s in model.speakers if s in VOICE_IDS]
 corpus_voices = [s for s in model.speakers if s not in VOICE_IDS]
 if human:
@@ -64,7 +66,7 @@ if human:
               f"voices, not people); {', '.join(human)} are Festival/Flite voices built from recordings of "
               f"people (`vqaudio data add-voices`), added for training and decoder voices too")
 else:
-    voices = (f"{', '.join(model.speakers)} (the embedded corpus: synthetic eSpeak NG voices, not people)")
+    voices = f"{', '.join(model.speakers)} (the embedded corpus: synthetic eSpeak NG voices, not people)"
 card = f"""# vqaudio default model: the mini run on the embedded corpus
 
 Made by the recipe (`egs/vctk`), {logged}:
