@@ -16,7 +16,8 @@
 #   5 convert     conversion of test utterances to the target speakers (WAVs to listen to)
 #   6 evaluate    codec, voice-conversion and ABX evaluation; the results table
 #   7 enroll      (with --enroll true) enrol each held-out speaker from --num-enroll utterances, score conversions
-#   8 real        (with --real-dir DIR) real recordings converted into the model's voices and scored
+#   8 real        (with --real-dir DIR) real recordings converted into the model's voices and scored; with
+#                 --aux-voices, into the English human-derived voices (--voice-targets) too
 set -euo pipefail
 
 # ---- defaults (every one can be set as --name value) ----
@@ -47,11 +48,13 @@ aux_voices=0            # > 0: stage 1 adds voices built from human recordings (
                         # and stage 2 trains on that with them in an --aux-share of the windows; the rest evaluate on
                         # data/<corpus>
 aux_share=0.25          # the share of training windows the added voices get (train.aux_share)
+voice_targets="h_kal h_ked h_rms h_awb h_slt"  # with --aux-voices: stage 8 also converts into these (the English
+                        # human-derived voices; those the model has), judged among all its voices
 tag=""                  # experiment name suffix
 help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
   --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
-  --num-convert --max-eval-utts --enroll --num-enroll --real-dir --real-per-speaker --aux-voices --aux-share --tag
-  (see the defaults at the top of $0)"
+  --num-convert --max-eval-utts --enroll --num-enroll --real-dir --real-per-speaker --aux-voices --aux-share
+  --voice-targets --tag (see the defaults at the top of $0)"
 
 invocation="bash run.sh"  # as given (options included), recorded in $exp_root/commands.txt
 if [ $# -gt 0 ]; then invocation+=$(printf ' %q' "$@"); fi
@@ -162,6 +165,19 @@ real_speech() {
   $cmd evaluate-real "$real_dir" "$data" --model "$model" --out "$exp_root/real" \
     --targets "$(echo $targets | tr ' ' ',')" --convert-per-speaker "$real_per_speaker" --seed "$seed"
   log "real-speech results: $exp_root/real/real.md"
+  [ "$aux_voices" -gt 0 ] || return 0
+  local voices=() spk  # the human-derived voices named in --voice-targets that the training data has
+  for spk in $voice_targets; do
+    if grep -q "^$spk " "$train_data/train/spk2utt"; then voices+=("$spk"); fi
+  done
+  if [ ${#voices[@]} -eq 0 ]; then
+    log "none of --voice-targets ($voice_targets) is in $train_data: no conversions into human-derived voices"
+    return 0
+  fi
+  # judged among every voice the model trained on ($train_data's train split), the eSpeak ones included
+  $cmd evaluate-real "$real_dir" "$train_data" --model "$model" --out "$exp_root/real_voices" \
+    --targets "$(IFS=,; echo "${voices[*]}")" --convert-per-speaker "$real_per_speaker" --seed "$seed"
+  log "real-speech results into the human-derived voices: $exp_root/real_voices/real.md"
 }
 
 pick_targets() {  # the first 3 training speakers, unless --targets named some

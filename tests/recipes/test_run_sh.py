@@ -22,6 +22,8 @@ if [ -n "${FAIL_ON:-}" ] && [[ "$*" == *"$FAIL_ON"* ]]; then echo "fake failure"
 case "$1 ${2:-}" in
   "data prepare") for s in train dev test test_unseen; do mkdir -p "$4/$s"; echo "sil" > "$4/$s/phone_ali";
                   echo "p225_001 /x/p225_001.flac" > "$4/$s/wav.scp"; echo "p225 p225_001" > "$4/$s/spk2utt"; done ;;
+  "data add-voices") mkdir -p "$4/train"
+                     printf 'p225 p225_001\nh_kal h_kal_001\nh_slt h_slt_001\n' > "$4/train/spk2utt" ;;
 esac
 if [ "$1" = evaluate ]; then
   out=$(echo "$*" | sed -n 's/.*--out \([^ ]*\).*/\1/p'); mkdir -p "$out"; echo "| probe | 1 |" > "$out/results.md"
@@ -137,3 +139,20 @@ def test_added_voices_are_trained_on_and_the_corpus_is_evaluated(recipe):
     assert train.startswith("train data/quick_voices ") and "train.aux_speakers=h_* --set train.aux_share=0.3" in train
     assert any(c.startswith("data features data/quick_voices") for c in log)
     assert all("_voices" not in c for c in log if c.startswith(("train-prior", "probe", "evaluate")))
+
+
+def test_real_speech_goes_into_the_human_derived_voices_the_model_has(recipe):
+    script, env = recipe
+    result = run(script, env, "--quick", "true", "--real-dir", "/real")
+    assert result.returncode == 0, result.stderr
+    real = [c for c in calls(env) if c.startswith("evaluate-real")]
+    assert len(real) == 1 and real[0].startswith("evaluate-real /real data/quick ") and "--targets p225 " in real[0]
+    Path(env["CALLS"]).unlink()
+    result = run(script, env, "--quick", "true", "--real-dir", "/real", "--aux-voices", "5", "--tag", "v",
+                 "--voice-targets", "h_kal h_ked h_slt")
+    assert result.returncode == 0, result.stderr
+    real = [c for c in calls(env) if c.startswith("evaluate-real")]
+    assert len(real) == 2 and real[0].startswith("evaluate-real /real data/quick ")
+    # into the named voices the training data has (h_ked is not there), judged among all of its voices
+    assert real[1].startswith("evaluate-real /real data/quick_voices ") and "--targets h_kal,h_slt " in real[1]
+    assert "/real_voices " in real[1]
