@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from vqaudio.config import ModelConfig, WaveNetConfig
+from vqaudio.config import ModelConfig, PriorConfig, WaveNetConfig
+from vqaudio.models.prior import LatentPrior
 from vqaudio.models.wavenet import WaveNet
 
 
@@ -31,3 +32,11 @@ def tiny_wavenet(kernel_size: int = 2, local_dim: int = 6, n_speakers: int = 3, 
         for p in net.parameters():
             p.mul_(2.0)
     return net
+
+
+def tiny_prior(n_speakers: int = 3, conditioned: bool = True, seed: int = 0, codebook_size: int = 32) -> LatentPrior:
+    """A latent prior of a few thousand parameters over `codebook_size` codes (tiny_config's K by default)."""
+    torch.manual_seed(seed)
+    wn = WaveNetConfig(classes=999, layers=4, stacks=2, residual_channels=8, gate_channels=12, skip_channels=10,
+                       cond_channels=0, speaker_dim=4)
+    return LatentPrior(PriorConfig(wavenet=wn, speaker_conditioned=conditioned), codebook_size, n_speakers).eval()

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_models import tiny_prior
 
 from vqaudio.audio import save_audio
-from vqaudio.config import EncoderConfig, ModelConfig, PriorConfig, VQConfig, WaveNetConfig
+from vqaudio.config import EncoderConfig, ModelConfig, VQConfig, WaveNetConfig
 from vqaudio.data.kaldi import DataDir
 from vqaudio.errors import ModelFileError, VQAudioError
 from vqaudio.inference.bitstream import compress_codes, decompress_codes, ideal_bits, prior_stepper
@@ -25,17 +26,10 @@ from vqaudio.inference.prior import (
     unigram_bits,
 )
 from vqaudio.models import build_vqvae
-from vqaudio.models.prior import IGNORE, LatentPrior
+from vqaudio.models.prior import IGNORE
 from vqaudio.training.prior import CodeWindows
 
 K = 32
-
-
-def tiny_prior(n_speakers: int = 3, conditioned: bool = True, seed: int = 0) -> LatentPrior:
-    torch.manual_seed(seed)
-    wn = WaveNetConfig(classes=999, layers=4, stacks=2, residual_channels=8, gate_channels=12, skip_channels=10,
-                       cond_channels=0, speaker_dim=4)
-    return LatentPrior(PriorConfig(wavenet=wn, speaker_conditioned=conditioned), K, n_speakers).eval()
 
 
 def tiny_model_config() -> ModelConfig:

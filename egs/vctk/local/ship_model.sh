@@ -38,7 +38,7 @@ from pathlib import Path
 from vqaudio.training.checkpoint import last_records
 from vqaudio.models.io import load_model
 from vqaudio.inference.prior import load_prior
-from vqaudio.data.voices import VOICES
+from vqaudio.data.voices import APT_PACKAGES, VOICES
 
 exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
 VOICE_IDS = {voice.id for voice in VOICES}
@@ -64,7 +64,9 @@ corpus_voices = [s for s in model.speakers if s not in VOICE_IDS]
 if human:
     voices = (f"{', '.join(corpus_voices)} are the corpus's voices (the embedded corpus: synthetic eSpeak NG "
               f"voices, not people); {', '.join(human)} are Festival/Flite voices built from recordings of "
-              f"people (`vqaudio data add-voices`), added for training and decoder voices too")
+              f"people (`vqaudio data add-voices`), added for training and decoder voices too. Remaking the model "
+              f"needs them installed (Debian, as root: `apt-get install {' '.join(APT_PACKAGES)}`); using it "
+              f"does not")
 else:
     voices = f"{', '.join(model.speakers)} (the embedded corpus: synthetic eSpeak NG voices, not people)"
 card = f"""# vqaudio default model: the mini run on the embedded corpus
@@ -94,7 +96,8 @@ stage 8 when it ran): read them first.
 {(exp / 'RESULTS.md').read_text()}
 """
 extra = [("Enrolled voices (`{}/enroll/results.md`)", exp / "enroll" / "results.md"),
-         ("Real recordings in (`{}/real/real.md`)", exp / "real" / "real.md")]
+         ("Real recordings in (`{}/real/real.md`)", exp / "real" / "real.md"),
+         ("Real recordings into the human-derived voices (`{}/real_voices/real.md`)", exp / "real_voices" / "real.md")]
 for title, path in extra:  # stages 7 and 8 of the recipe, when they ran
     if path.exists():
         body = path.read_text().split("\n", 1)[1] if path.read_text().startswith("# ") else path.read_text()
