@@ -49,7 +49,7 @@ aux_voices=0            # > 0: stage 1 adds voices built from human recordings (
                         # data/<corpus>
 aux_share=0.25          # the share of training windows the added voices get (train.aux_share)
 voice_targets="h_kal h_ked h_rms h_awb h_slt"  # with --aux-voices: stage 8 also converts into these (the English
-                        # human-derived voices; those the model has), judged among all its voices
+                        # human-derived voices, exact names; those in the training data), judged among all its voices
 tag=""                  # experiment name suffix
 help_message="Usage: $0 [--option value ...]; options: --stage --stop-stage --quick --vctk-root --download
   --alignments --corpus-dir --num-speakers --num-utts --seed --conf --train-set --prior-set --targets
@@ -166,9 +166,13 @@ real_speech() {
     --targets "$(echo $targets | tr ' ' ',')" --convert-per-speaker "$real_per_speaker" --seed "$seed"
   log "real-speech results: $exp_root/real/real.md"
   [ "$aux_voices" -gt 0 ] || return 0
-  local voices=() spk  # the human-derived voices named in --voice-targets that the training data has
+  local voices=() spk names  # the human-derived voices named in --voice-targets that the training data has
+  if [ ! -s "$train_data/train/spk2utt" ]; then
+    echo "$0: $train_data/train/spk2utt is missing (stage 1 makes it with --aux-voices)" 1>&2; exit 1
+  fi
+  names=$(cut -d' ' -f1 "$train_data/train/spk2utt")
   for spk in $voice_targets; do
-    if grep -q "^$spk " "$train_data/train/spk2utt"; then voices+=("$spk"); fi
+    if grep -Fxq -- "$spk" <<< "$names"; then voices+=("$spk"); else log "--voice-targets: no $spk in $train_data"; fi
   done
   if [ ${#voices[@]} -eq 0 ]; then
     log "none of --voice-targets ($voice_targets) is in $train_data: no conversions into human-derived voices"

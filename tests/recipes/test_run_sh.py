@@ -156,3 +156,18 @@ def test_real_speech_goes_into_the_human_derived_voices_the_model_has(recipe):
     # into the named voices the training data has (h_ked is not there), judged among all of its voices
     assert real[1].startswith("evaluate-real /real data/quick_voices ") and "--targets h_kal,h_slt " in real[1]
     assert "/real_voices " in real[1]
+    Path(env["CALLS"]).unlink()
+    result = run(script, env, "--quick", "true", "--real-dir", "/real", "--aux-voices", "5", "--tag", "w",
+                 "--voice-targets", "h_ked h_*")
+    assert result.returncode == 0, result.stderr
+    assert len([c for c in calls(env) if c.startswith("evaluate-real")]) == 1  # none of them is there: said, not run
+    said = result.stderr + result.stdout
+    assert "no h_ked in data/quick_voices" in said and "none of --voice-targets" in said
+
+
+def test_the_default_voice_targets_are_the_english_human_derived_voices():
+    from vqaudio.data.voices import VOICES
+
+    lines = (REPO / "egs" / "vctk" / "run.sh").read_text().splitlines()
+    line = next(x for x in lines if x.startswith("voice_targets="))
+    assert set(line.split('"')[1].split()) == {v.id for v in VOICES if "English" in v.language}

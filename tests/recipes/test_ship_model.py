@@ -45,9 +45,22 @@ def test_card_names_the_command_the_human_derived_voices_and_their_packages(tmp_
     assert load_model(dest / "vqvae.pt").identity == identity  # the experiment's own weights
     card = (dest / "MODEL_CARD.md").read_text()
     assert "    bash run.sh --aux-voices 50 --tag voices" in card and identity in card
+    assert card.startswith("# vqaudio default model: the mini run on the embedded corpus, with voices built from")
     assert "p225, p226 are the corpus's voices" in card and "h_kal are Festival/Flite voices" in card
-    assert "apt-get install festival " in card and "festvox-kallpc16k" in card
+    assert "`apt-get install festival festvox-kallpc16k`" in card  # h_kal's packages, no other voice's
     assert "Real recordings into the human-derived voices" in card and "| as target | 90% |" in card
+    assert "# real\n" not in card  # each section's own title gives way to the card's
+
+
+def test_card_of_a_model_without_them_names_no_packages(tmp_path):
+    exp, dest = tmp_path / "exp", tmp_path / "pretrained"
+    _experiment(exp, ["p225", "p226"])
+    result = ship(exp, dest)
+    assert result.returncode == 0, result.stderr
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert card.startswith("# vqaudio default model: the mini run on the embedded corpus\n")
+    assert "p225, p226 (the embedded corpus: synthetic eSpeak NG voices, not people)" in card
+    assert "apt-get" not in card
 
 
 def test_an_unfinished_experiment_is_refused_in_one_line(tmp_path):

@@ -38,7 +38,7 @@ from pathlib import Path
 from vqaudio.training.checkpoint import last_records
 from vqaudio.models.io import load_model
 from vqaudio.inference.prior import load_prior
-from vqaudio.data.voices import APT_PACKAGES, VOICES
+from vqaudio.data.voices import VOICES
 
 exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
 VOICE_IDS = {voice.id for voice in VOICES}
@@ -60,16 +60,20 @@ else:
     logged = f"`{exp}` has no commands.txt (made before run.sh logged its options): the default run"
 made_by = "\n".join(f"    {run}" for run in runs)
 human = [s for s in model.speakers if s in VOICE_IDS]
+# the Debian packages of exactly these voices (add-voices renders every installed one: more would make another model)
+engines = ["festival"] if any(v.engine == "festival" for v in VOICES if v.id in human) else []
+packages = " ".join(dict.fromkeys(engines + [v.package for v in VOICES if v.id in human]))
 corpus_voices = [s for s in model.speakers if s not in VOICE_IDS]
 if human:
     voices = (f"{', '.join(corpus_voices)} are the corpus's voices (the embedded corpus: synthetic eSpeak NG "
               f"voices, not people); {', '.join(human)} are Festival/Flite voices built from recordings of "
               f"people (`vqaudio data add-voices`), added for training and decoder voices too. Remaking the model "
-              f"needs them installed (Debian, as root: `apt-get install {' '.join(APT_PACKAGES)}`); using it "
+              f"needs them installed (Debian, as root: `apt-get install {packages}`); using it "
               f"does not")
 else:
     voices = f"{', '.join(model.speakers)} (the embedded corpus: synthetic eSpeak NG voices, not people)"
-card = f"""# vqaudio default model: the mini run on the embedded corpus
+heading = "the mini run on the embedded corpus" + (", with voices built from human recordings" if human else "")
+card = f"""# vqaudio default model: {heading}
 
 Made by the recipe (`egs/vctk`), {logged}:
 
