@@ -33,6 +33,8 @@ def test_shipped_files_fit_the_budget_and_pair():
     assert model.sample_rate == SR and model.hop_length == 128 and model.config.vq.codebook_size == 512
     assert model.model.kind == "vocoder"  # the frame-level decoder: WORLD synthesis
     assert "p225" in model.speakers
+    # the English human-derived voices, the ones README names for real recordings
+    assert {"h_kal", "h_ked", "h_rms", "h_awb", "h_slt"} <= set(model.speakers)
     envelope = model.model.decoder.speaker_envelope  # each voice's GV for the postfilter, from its training audio
     assert envelope.shape[0] == len(model.speakers) and torch.isfinite(envelope).all() and (envelope[:, 0] > 0).all()
     assert model.config.vocoder.gv_strength > 0 and model.config.vocoder.f0_mode == "predicted"
@@ -41,7 +43,8 @@ def test_shipped_files_fit_the_budget_and_pair():
     assert model.config.vocoder.gv_scale == "speaker" and np.isfinite(postfilter_reference(model)).all()
     prior = load_prior(prior_file)
     check_pair(prior, model.identity, prior_file)  # raises when the prior models another VQ-VAE's codes
-    assert model.identity in (model_file.parent / "MODEL_CARD.md").read_text()
+    card = (model_file.parent / "MODEL_CARD.md").read_text()
+    assert model.identity in card and "apt-get install festival" in card  # what remaking it needs
 
 
 def _speech(seconds: float) -> np.ndarray:
@@ -58,9 +61,10 @@ def test_encode_and_convert_use_the_shipped_model(tmp_path):
     codes = np.load(tmp_path / "codes.npy")
     assert codes.dtype == np.int16 and len(codes) == -(-len(wav) // 128)  # 125 codes/s, the last frame padded
     assert len(np.unique(codes)) > 5  # speech is not one code repeated
-    result = runner.invoke(app, ["convert", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
-                                 "--target-speaker", "p225", "--seed", "0"])
-    assert result.exit_code == 0, result.output
-    out, sr = sf.read(tmp_path / "out.wav")
-    assert sr == SR and abs(len(out) - len(wav)) < 64
-    assert np.isfinite(out).all() and np.sqrt(np.mean(out ** 2)) > 1e-3
+    for target in ("p225", "h_kal"):  # an eSpeak NG voice of the corpus, a voice built from human recordings
+        result = runner.invoke(app, ["convert", str(tmp_path / "in.wav"), str(tmp_path / f"{target}.wav"),
+                                     "--target-speaker", target, "--seed", "0"])
+        assert result.exit_code == 0, result.output
+        out, sr = sf.read(tmp_path / f"{target}.wav")
+        assert sr == SR and abs(len(out) - len(wav)) < 64
+        assert np.isfinite(out).all() and np.sqrt(np.mean(out ** 2)) > 1e-3
