@@ -78,6 +78,13 @@ def test_refusals(data: Path, tmp_path: Path, fake_render: list[str]) -> None:
         V.add_voices(data, tmp_path / "y", utterances=1, voices=[], show_progress=False)
 
 
+def test_apt_packages_render_exactly_the_voices_named() -> None:
+    by_id = {v.id: v for v in V.VOICES}
+    assert V.apt_packages([by_id["h_awb"], by_id["h_rms"]]) == ("flite",)  # Flite's voices: no Festival
+    assert V.apt_packages([by_id["h_kal"], by_id["h_awb"]]) == ("festival", "festvox-kallpc16k", "flite")
+    assert V.APT_PACKAGES[0] == "festival" and len(V.APT_PACKAGES) == len(set(V.APT_PACKAGES)) == 14
+
+
 def test_the_command_says_one_line_on_bad_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "add-voices", str(tmp_path / "missing"), str(tmp_path / "out")])
     assert result.exit_code != 0 and "Traceback" not in result.output and "missing" in result.output

@@ -85,7 +85,16 @@ VOICES = (
     HumanVoice("h_awb", "flite", "awb", "m", "Scottish English", "flite"),
     HumanVoice("h_rms", "flite", "rms", "m", "US English", "flite"),
 )
-APT_PACKAGES = ("festival", *dict.fromkeys(v.package for v in VOICES))
+
+
+def apt_packages(voices: list[HumanVoice] | tuple[HumanVoice, ...]) -> tuple[str, ...]:
+    """The Debian packages that render exactly `voices`: Festival itself when one of them is Festival's, then each
+    voice's own package (Flite's voices are compiled into `flite`)."""
+    engine = ("festival",) if any(v.engine == "festival" for v in voices) else ()
+    return tuple(dict.fromkeys((*engine, *(v.package for v in voices))))
+
+
+APT_PACKAGES = apt_packages(VOICES)
 
 
 @functools.cache

@@ -38,7 +38,7 @@ from pathlib import Path
 from vqaudio.training.checkpoint import last_records
 from vqaudio.models.io import load_model
 from vqaudio.inference.prior import load_prior
-from vqaudio.data.voices import VOICES
+from vqaudio.data.voices import VOICES, apt_packages
 
 exp, dest = Path(sys.argv[1]), Path(sys.argv[2])
 VOICE_IDS = {voice.id for voice in VOICES}
@@ -61,8 +61,7 @@ else:
 made_by = "\n".join(f"    {run}" for run in runs)
 human = [s for s in model.speakers if s in VOICE_IDS]
 # the Debian packages of exactly these voices (add-voices renders every installed one: more would make another model)
-engines = ["festival"] if any(v.engine == "festival" for v in VOICES if v.id in human) else []
-packages = " ".join(dict.fromkeys(engines + [v.package for v in VOICES if v.id in human]))
+packages = " ".join(apt_packages([v for v in VOICES if v.id in human]))
 corpus_voices = [s for s in model.speakers if s not in VOICE_IDS]
 if human:
     voices = (f"{', '.join(corpus_voices)} are the corpus's voices (the embedded corpus: synthetic eSpeak NG "
